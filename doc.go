@@ -1,0 +1,2 @@
+// Package sluice is Python's asyncio streams rebuilt for Go.
+package sluice

@@ -1,0 +1,84 @@
+package sluice
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+var (
+	// ErrLimitOverrun is matched (errors.Is) by every *LimitOverrunError.
+	ErrLimitOverrun = errors.New("sluice: separator is not found, and chunk exceeds the limit")
+
+	// ErrFrameTooLarge is matched by the error a frame reader returns for a frame
+	// whose announced size is over its maximum.
+	ErrFrameTooLarge = errors.New("sluice: frame too large")
+
+	// ErrServerClosed is returned by Server.Serve after Close, and on a closed
+	// Server.
+	ErrServerClosed = errors.New("sluice: server closed")
+
+	// ErrConcurrentRead is returned at once by a read started while another
+	// goroutine's read on the same Reader is blocked (asyncio raises RuntimeError).
+	ErrConcurrentRead = errors.New("sluice: another goroutine is already reading")
+)
+
+// IncompleteReadError reports that the stream ended before a read was complete
+// (asyncio's IncompleteReadError). It matches io.ErrUnexpectedEOF, or io.EOF when
+// Partial is empty, as io.ReadFull's errors do.
+type IncompleteReadError struct {
+	Partial  []byte // the bytes read before EOF; owned by the caller
+	Expected int    // the bytes wanted, or -1 where not known (ReadUntil)
+}
+
+func (e *IncompleteReadError) Error() string {
+	exp := "undefined"
+	if e.Expected >= 0 {
+		exp = fmt.Sprint(e.Expected)
+	}
+	return fmt.Sprintf("sluice: %d bytes read on a total of %s expected bytes", len(e.Partial), exp)
+}
+
+// Is reports whether target is io.ErrUnexpectedEOF (or io.EOF when nothing was
+// read).
+func (e *IncompleteReadError) Is(target error) bool {
+	if len(e.Partial) == 0 {
+		return target == io.EOF
+	}
+	return target == io.ErrUnexpectedEOF
+}
+
+// LimitOverrunError reports a line or separator-terminated record longer than
+// the reader limit (asyncio's LimitOverrunError). It matches ErrLimitOverrun.
+type LimitOverrunError struct {
+	// Consumed is the separator's offset when one was found, else the number of
+	// buffered bytes known to hold no separator start.
+	Consumed int
+}
+
+func (e *LimitOverrunError) Error() string {
+	return fmt.Sprintf("%v (consumed %d bytes)", ErrLimitOverrun, e.Consumed)
+}
+
+// Is reports whether target is ErrLimitOverrun.
+func (e *LimitOverrunError) Is(target error) bool { return target == ErrLimitOverrun }
+
+// FrameTooLargeError reports a frame whose announced size is over the framing's
+// maximum. It matches ErrFrameTooLarge. The frame's bytes are skipped as they
+// arrive, so the next read starts at the following frame.
+type FrameTooLargeError struct {
+	Size int64 // the announced size (or, for Delimited, the bytes seen so far)
+	Max  int64
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("sluice: frame too large: %d bytes announced, maximum %d", e.Size, e.Max)
+}
+
+// Is reports whether target is ErrFrameTooLarge.
+func (e *FrameTooLargeError) Is(target error) bool { return target == ErrFrameTooLarge }
+
+// errClosed is returned after the Conn's own Close or Abort. It matches
+// net.ErrClosed.
+var errClosed = fmt.Errorf("sluice: use of closed connection: %w", net.ErrClosed)

@@ -1,0 +1,274 @@
+package sluice
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Defaults, in one place. Each With... option documents the one it overrides.
+const (
+	defaultLimit              = 64 << 10
+	defaultHighWater          = 64 << 10
+	defaultLowWater           = 16 << 10
+	defaultTLSHandshake       = 60 * time.Second
+	defaultTLSShutdown        = 30 * time.Second
+	defaultHappyEyeballsDelay = 250 * time.Millisecond
+	defaultInterleave         = 1
+	defaultCloseTimeout       = 30 * time.Second
+)
+
+// An Option configures a Conn, a Reader or a Server. The same options are accepted
+// by Dial, NewConn, Pipe, NewReader, Listen and NewServer; each applies the ones
+// that concern it and ignores the rest (a server passes the Conn options on to
+// every connection it accepts).
+type Option func(*config)
+
+// config holds every setting of a Conn, Reader or Server. newConfig sets the
+// defaults and applies the options.
+type config struct {
+	err error // the first invalid option
+
+	// Reading.
+	limit int
+
+	// Writing.
+	high, low    int
+	closeTimeout time.Duration
+
+	// TLS.
+	tls            *tls.Config
+	serverName     string
+	tlsHandshake   time.Duration
+	tlsShutdown    time.Duration
+	tlsServerSide  bool
+	tlsSideChosen  bool
+	handshakeOnNew bool // set internally: handshake in NewConn (accepted conns)
+
+	// Dialing.
+	localAddr          string
+	happyEyeballsDelay time.Duration
+	interleave         int
+	resolver           *net.Resolver
+
+	// Serving.
+	backlog      int
+	reuseAddr    bool
+	reusePort    bool
+	keepAlive    *net.KeepAliveConfig
+	startServing bool
+	maxConns     int
+	logger       *slog.Logger
+}
+
+// newConfig returns the defaults with opts applied, or the first invalid option's
+// error.
+func newConfig(opts []Option) (*config, error) {
+	cfg := &config{
+		limit:              defaultLimit,
+		high:               defaultHighWater,
+		low:                defaultLowWater,
+		closeTimeout:       defaultCloseTimeout,
+		tlsHandshake:       defaultTLSHandshake,
+		tlsShutdown:        defaultTLSShutdown,
+		happyEyeballsDelay: defaultHappyEyeballsDelay,
+		interleave:         defaultInterleave,
+		reuseAddr:          true,
+		startServing:       true,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(cfg)
+		}
+	}
+	return cfg, cfg.err
+}
+
+func (cfg *config) fail(format string, args ...any) {
+	if cfg.err == nil {
+		cfg.err = fmt.Errorf("sluice: "+format, args...)
+	}
+}
+
+// errBadLimits is returned for watermarks where low > high or either is negative.
+var errBadLimits = errors.New("sluice: write buffer limits need 0 <= low <= high")
+
+// WithLimit sets the reader limit in bytes (asyncio's limit=): the longest line or
+// separator-terminated record ReadLine, ReadUntil and Lines accept. Default 64 KiB.
+// n < 1 is an error.
+func WithLimit(n int) Option {
+	return func(cfg *config) {
+		if n < 1 {
+			cfg.fail("reader limit must be at least 1, got %d", n)
+			return
+		}
+		cfg.limit = n
+	}
+}
+
+// WithWriteBufferLimits sets the write queue's high and low watermarks in bytes
+// (asyncio's set_write_buffer_limits). Default 64 KiB and 16 KiB. Negative values
+// or low > high are an error.
+func WithWriteBufferLimits(high, low int) Option {
+	return func(cfg *config) {
+		if low < 0 || high < low {
+			cfg.fail("write buffer limits need 0 <= low <= high, got high %d, low %d", high, low)
+			return
+		}
+		cfg.high, cfg.low = high, low
+	}
+}
+
+// WithCloseTimeout bounds how long Close waits for queued data to reach the
+// kernel before it aborts the connection. Default 30 s. d <= 0 is an error.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(cfg *config) {
+		if d <= 0 {
+			cfg.fail("close timeout must be positive, got %v", d)
+			return
+		}
+		cfg.closeTimeout = d
+	}
+}
+
+// WithTLS makes Dial and Listen speak TLS with cfg (asyncio's ssl=). Dial
+// handshakes before it returns; a Server handshakes before its handler runs.
+// Default: no TLS.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) { c.tls = cfg }
+}
+
+// WithServerName sets the name a TLS client verifies and sends in SNI (asyncio's
+// server_hostname=). Default: the host being dialled.
+func WithServerName(name string) Option {
+	return func(cfg *config) { cfg.serverName = name }
+}
+
+// WithTLSHandshakeTimeout bounds the TLS handshake (asyncio's
+// ssl_handshake_timeout=). Default 60 s. d <= 0 is an error.
+func WithTLSHandshakeTimeout(d time.Duration) Option {
+	return func(cfg *config) {
+		if d <= 0 {
+			cfg.fail("TLS handshake timeout must be positive, got %v", d)
+			return
+		}
+		cfg.tlsHandshake = d
+	}
+}
+
+// WithTLSShutdownTimeout bounds the TLS close_notify exchange on Close (asyncio's
+// ssl_shutdown_timeout=). Default 30 s. d <= 0 is an error.
+func WithTLSShutdownTimeout(d time.Duration) Option {
+	return func(cfg *config) {
+		if d <= 0 {
+			cfg.fail("TLS shutdown timeout must be positive, got %v", d)
+			return
+		}
+		cfg.tlsShutdown = d
+	}
+}
+
+// WithTLSServerSide chooses the role StartTLS takes. Default: client on a dialled
+// Conn, server on an accepted one.
+func WithTLSServerSide(on bool) Option {
+	return func(cfg *config) { cfg.tlsServerSide, cfg.tlsSideChosen = on, true }
+}
+
+// WithLocalAddr binds the local end of a dialled connection to addr, a
+// "host:port" (asyncio's local_addr=). Default: chosen by the system.
+func WithLocalAddr(addr string) Option {
+	return func(cfg *config) { cfg.localAddr = addr }
+}
+
+// WithHappyEyeballsDelay sets the RFC 8305 connection attempt delay: how long Dial
+// waits for one attempt before starting the next in parallel (asyncio's
+// happy_eyeballs_delay=). Default 250 ms, as RFC 8305 recommends. d < 0 is an
+// error.
+func WithHappyEyeballsDelay(d time.Duration) Option {
+	return func(cfg *config) {
+		if d < 0 {
+			cfg.fail("happy eyeballs delay must not be negative, got %v", d)
+			return
+		}
+		cfg.happyEyeballsDelay = d
+	}
+}
+
+// WithInterleave sets the RFC 8305 "First Address Family Count": how many
+// addresses of the first family are tried before one of the other (asyncio's
+// interleave=). Default 1. n < 1 is an error.
+func WithInterleave(n int) Option {
+	return func(cfg *config) {
+		if n < 1 {
+			cfg.fail("interleave must be at least 1, got %d", n)
+			return
+		}
+		cfg.interleave = n
+	}
+}
+
+// WithResolver sets the resolver Dial uses to look up host names. Default:
+// net.DefaultResolver.
+func WithResolver(r *net.Resolver) Option {
+	return func(cfg *config) { cfg.resolver = r }
+}
+
+// WithBacklog sets the listen(2) backlog of a Server's sockets (asyncio's
+// backlog=). Default: the system's (somaxconn). n < 1 is an error.
+func WithBacklog(n int) Option {
+	return func(cfg *config) {
+		if n < 1 {
+			cfg.fail("backlog must be at least 1, got %d", n)
+			return
+		}
+		cfg.backlog = n
+	}
+}
+
+// WithReuseAddress sets SO_REUSEADDR on a Server's TCP sockets (asyncio's
+// reuse_address=). Default true, as asyncio on Unix.
+func WithReuseAddress(on bool) Option {
+	return func(cfg *config) { cfg.reuseAddr = on }
+}
+
+// WithReusePort sets SO_REUSEPORT on a Server's TCP sockets, so several servers
+// can share one port and the kernel balances connections among them (asyncio's
+// reuse_port=). Default false.
+func WithReusePort(on bool) Option {
+	return func(cfg *config) { cfg.reusePort = on }
+}
+
+// WithKeepAlive sets TCP keep-alive on every connection a Server accepts or Dial
+// makes (asyncio's keep_alive=). Default: Go's (enabled, 15 s).
+func WithKeepAlive(ka net.KeepAliveConfig) Option {
+	return func(cfg *config) { cfg.keepAlive = &ka }
+}
+
+// WithStartServing sets whether Listen and NewServer start accepting at once
+// (asyncio's start_serving=). Default true; with false, call StartServing or
+// Serve.
+func WithStartServing(on bool) Option {
+	return func(cfg *config) { cfg.startServing = on }
+}
+
+// WithMaxConns caps the connections a Server handles at once: at the cap it stops
+// accepting, and new connections wait in the listen backlog. Default 0: no cap.
+// n < 0 is an error.
+func WithMaxConns(n int) Option {
+	return func(cfg *config) {
+		if n < 0 {
+			cfg.fail("max conns must not be negative, got %d", n)
+			return
+		}
+		cfg.maxConns = n
+	}
+}
+
+// WithLogger sets where a Server logs handler errors, panics and accept errors.
+// Default: slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(cfg *config) { cfg.logger = l }
+}
