@@ -1,7 +1,9 @@
 module github.com/sluice-go/sluice
 
-go 1.23
+go 1.23.0
 
-require go.uber.org/goleak v1.3.0
-
-require github.com/stretchr/testify v1.8.1 // indirect
+require (
+	github.com/sourcegraph/conc v0.3.0
+	go.uber.org/goleak v1.3.0
+	golang.org/x/net v0.43.0
+)

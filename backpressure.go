@@ -1,0 +1,353 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sourcegraph/conc"
+)
+
+// keepBufSize is the largest write buffer kept for reuse once the queue empties;
+// larger ones are given back, so a connection that fell quiet holds little.
+const keepBufSize = 4 << 10
+
+var (
+	errWriteAfterEOF = fmt.Errorf("sluice: write after WriteEOF: %w", net.ErrClosed)
+	errCannotEOF     = errors.New("sluice: the transport cannot write EOF")
+)
+
+// writeQueue is a Conn's bounded, byte-counted write buffer. Writes append to
+// pending; a writer goroutine, started when there is something to send and ending
+// when the queue is empty, takes the whole of pending at once and sends it with a
+// single write, so many small writes cost one syscall.
+type writeQueue struct {
+	mu        sync.Mutex // guards the fields below
+	pending   []byte     // accepted, not yet taken by the writer
+	spare     []byte     // a sent batch, kept for reuse
+	size      int        // bytes accepted and not yet handed to the kernel
+	high, low int        // watermarks
+	paused    bool       // size passed high and has not fallen to low yet
+	running   bool       // a writer goroutine is draining the queue
+	err       error      // the first write error; sticky
+	closed    bool       // Close or Abort began: no new writes
+	eof       eofState
+	deadline  time.Time // the write deadline: bounds a blocked Write
+	// wake is closed (then cleared) when size falls, an error sticks, the queue
+	// closes or the deadline changes; nil while no one waits.
+	wake chan struct{}
+
+	out      net.Conn       // where the writer sends; StartTLS swaps it
+	writer   conc.WaitGroup // the writer goroutine
+	writerFn func()         // the writer's loop, bound once
+}
+
+type eofState uint8
+
+const (
+	eofNone eofState = iota
+	eofWanted
+	eofSent
+)
+
+// broadcastLocked wakes everyone waiting on the queue.
+func (q *writeQueue) broadcastLocked() {
+	if q.wake != nil {
+		close(q.wake)
+		q.wake = nil
+	}
+}
+
+// waitLocked releases q.mu until the queue changes, ctx ends or the deadline
+// passes, and takes it again. It returns ctx.Err() or a timeout error.
+func (q *writeQueue) waitLocked(ctx context.Context, deadline time.Time) error {
+	if q.wake == nil {
+		q.wake = make(chan struct{})
+	}
+	wake := q.wake
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// writableLocked returns why a Write cannot be accepted now, or nil.
+func (q *writeQueue) writableLocked() error {
+	switch {
+	case q.closed:
+		return errClosed
+	case q.err != nil:
+		return q.err
+	case q.eof != eofNone:
+		return errWriteAfterEOF
+	case !q.deadline.IsZero() && !time.Now().Before(q.deadline):
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// admit waits until n more bytes fit under the high watermark (an empty queue
+// admits anything) and returns with q.mu held. On error q.mu is held too.
+func (q *writeQueue) admit(n int) error {
+	for {
+		if err := q.writableLocked(); err != nil {
+			return err
+		}
+		if q.size == 0 || q.size+n <= q.high {
+			return nil
+		}
+		q.paused = true
+		if err := q.waitLocked(context.Background(), q.deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// appendLocked queues bufs and makes sure the writer runs.
+func (q *writeQueue) appendLocked(bufs ...[]byte) {
+	for _, b := range bufs {
+		q.pending = append(q.pending, b...)
+		q.size += len(b)
+	}
+	if q.size > q.high {
+		q.paused = true
+	}
+	q.startLocked()
+}
+
+func (q *writeQueue) startLocked() {
+	if !q.running && (len(q.pending) > 0 || q.eof == eofWanted) {
+		q.running = true
+		// Owned by the Conn: teardown waits for it. It ends as soon as the queue
+		// is empty or a write fails; Abort makes a blocked write fail.
+		q.writer.Go(q.writerFn)
+	}
+}
+
+// drainLoop is the writer goroutine: it sends pending in batches until nothing is
+// left, then sends a wanted EOF.
+func (q *writeQueue) drainLoop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.err == nil && len(q.pending) > 0 {
+		batch, out := q.pending, q.out
+		q.pending, q.spare = q.spare[:0], nil
+		q.mu.Unlock()
+		_, err := out.Write(batch)
+		q.mu.Lock()
+		q.sentLocked(batch, err)
+	}
+	if q.err == nil && q.eof == eofWanted {
+		q.mu.Unlock()
+		err := q.out.(interface{ CloseWrite() error }).CloseWrite()
+		q.mu.Lock()
+		q.eof = eofSent
+		q.failLocked(err)
+	}
+	if cap(q.spare) > keepBufSize {
+		q.spare = nil
+	}
+	if cap(q.pending) > keepBufSize && len(q.pending) == 0 {
+		q.pending = nil
+	}
+	q.running = false
+	q.broadcastLocked()
+}
+
+// sentLocked accounts for a batch handed to the kernel (or failed).
+func (q *writeQueue) sentLocked(batch []byte, err error) {
+	q.size -= len(batch)
+	if q.spare == nil {
+		q.spare = batch
+	}
+	q.failLocked(err)
+	if q.paused && q.size <= q.low {
+		q.paused = false
+	}
+	q.broadcastLocked()
+}
+
+// failLocked makes err the sticky write error, if it is the first, and drops
+// what can no longer be sent.
+func (q *writeQueue) failLocked(err error) {
+	if err == nil || q.err != nil {
+		return
+	}
+	if q.closed {
+		err = errClosed
+	}
+	q.err = err
+	q.size -= len(q.pending)
+	q.pending = q.pending[:0]
+	q.paused = false
+	q.broadcastLocked()
+}
+
+// Write queues a copy of p and returns len(p), without a syscall while the queued
+// bytes stay within the high watermark; the Conn's writer goroutine sends them in
+// the background. A Write that would take the queue past the high watermark
+// blocks until it fits; an empty queue always admits one Write, however large, so
+// memory is bounded by the high watermark plus one write. The block ends when room
+// is made, the write deadline passes (a timeout error, nothing queued), or the
+// Conn fails or closes.
+//
+// Errors: the sticky write error of an earlier failed send, an error matching
+// net.ErrClosed after Close, Abort or WriteEOF. Write is safe to call from many
+// goroutines; each Write's bytes stay together.
+func (c *Conn) Write(p []byte) (int, error) {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admit(len(p)); err != nil {
+		return 0, err
+	}
+	q.appendLocked(p)
+	return len(p), nil
+}
+
+// Writev queues bufs as one write (asyncio's writelines), with Write's blocking
+// and errors, and returns the bytes queued.
+func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
+	var n int
+	for _, b := range bufs {
+		n += len(b)
+	}
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admit(n); err != nil {
+		return 0, err
+	}
+	q.appendLocked(bufs...)
+	return int64(n), nil
+}
+
+// Drain waits for the write queue to drain, with asyncio's hysteresis (CPython's
+// StreamWriter.drain): once the queue has passed the high watermark, writing is
+// paused and Drain blocks until it falls to the low watermark; while not paused it
+// returns at once. It returns the sticky write error if a send failed, ctx.Err()
+// if ctx ends first, and an error matching net.ErrClosed after Close or Abort.
+// Any number of goroutines may wait in Drain.
+func (c *Conn) Drain(ctx context.Context) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		switch {
+		case q.err != nil:
+			return q.err
+		case q.closed:
+			return errClosed
+		case !q.paused:
+			return nil
+		}
+		if err := q.waitLocked(ctx, time.Time{}); err != nil {
+			return err
+		}
+	}
+}
+
+// Flush waits until everything queued (and a WriteEOF asked for) has been handed
+// to the kernel. It returns the sticky write error if a send failed, ctx.Err() if
+// ctx ends first, and an error matching net.ErrClosed after Close or Abort.
+func (c *Conn) Flush(ctx context.Context) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return errClosed
+	}
+	return q.flushLocked(ctx, time.Time{})
+}
+
+// flushLocked waits until the queue is empty (and a wanted EOF sent), ctx ends or
+// the deadline passes.
+func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time) error {
+	for q.err == nil && (q.size > 0 || q.eof == eofWanted) {
+		if err := q.waitLocked(ctx, deadline); err != nil {
+			return err
+		}
+	}
+	return q.err
+}
+
+// SetWriteBufferLimits sets the high and low watermarks in bytes (asyncio's
+// set_write_buffer_limits). low > high or a negative value is an error. Waiting
+// writers and drainers re-check against the new limits.
+func (c *Conn) SetWriteBufferLimits(high, low int) error {
+	if low < 0 || high < low {
+		return errBadLimits
+	}
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.high, q.low = high, low
+	if q.size > high {
+		q.paused = true
+	} else if q.size <= low {
+		q.paused = false
+	}
+	q.broadcastLocked()
+	return nil
+}
+
+// WriteBufferSize returns the bytes accepted by Write and not yet handed to the
+// kernel, a batch being sent included (asyncio's get_write_buffer_size).
+func (c *Conn) WriteBufferSize() int {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.size
+}
+
+// WriteEOF half-closes the connection once the queued data is sent (asyncio's
+// write_eof): the peer reads EOF, and this side can still read. It does not
+// block; a failure to half-close becomes the sticky write error. Later writes
+// fail with an error matching net.ErrClosed. It returns an error where
+// CanWriteEOF is false, and after Close.
+func (c *Conn) WriteEOF() error {
+	if !c.CanWriteEOF() {
+		return errCannotEOF
+	}
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return errClosed
+	case q.err != nil:
+		return q.err
+	case q.eof != eofNone:
+		return nil
+	}
+	q.eof = eofWanted
+	q.startLocked()
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Writes blocked on a full queue (net.Conn).
+// A past deadline makes Write fail at once with a timeout error. Data already
+// queued is sent regardless; Close bounds that. A zero t means no deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deadline = t
+	q.broadcastLocked()
+	return nil
+}
