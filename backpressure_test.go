@@ -1,0 +1,311 @@
+package sluice
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// countingConn counts the writes that reach the socket.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func (c *countingConn) CloseWrite() error {
+	return c.Conn.(interface{ CloseWrite() error }).CloseWrite()
+}
+
+func readAllAsync(peer net.Conn) <-chan []byte {
+	ch := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		ch <- b
+	}()
+	return ch
+}
+
+// fillUntilBlocked writes 1 KiB messages until a Write times out: the queue is
+// then at its high watermark (the kernel's buffers being full). It returns the
+// bytes accepted.
+func fillUntilBlocked(t *testing.T, c *Conn) int {
+	t.Helper()
+	msg := bytes.Repeat([]byte("z"), 1024)
+	total := 0
+	for i := 0; i < 1<<16; i++ {
+		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := c.Write(msg)
+		total += n
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write: %v, want a timeout", err)
+			}
+			c.SetWriteDeadline(time.Time{})
+			return total
+		}
+	}
+	t.Fatal("Write never blocked on a peer that does not read")
+	return 0
+}
+
+func TestWriteCoalesces(t *testing.T) {
+	is := is.New(t)
+	a, b := tcpPair(t)
+	cc := &countingConn{Conn: a}
+	c := NewConn(cc)
+	defer c.Abort()
+	got := readAllAsync(b)
+	msg := bytes.Repeat([]byte("m"), 64)
+	const n = 2000
+	for i := 0; i < n; i++ {
+		k, err := c.Write(msg)
+		is.NoErr(err)
+		is.Equal(k, 64)
+	}
+	is.NoErr(c.Close())
+	is.Equal(len(<-got), n*64)
+	writes := cc.writes.Load()
+	t.Logf("%d writes of 64 bytes took %d syscalls", n, writes)
+	is.True(writes < n/10)
+}
+
+func TestWriteBlocksAtHighWatermark(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(8<<10, 2<<10))
+	accepted := fillUntilBlocked(t, c)
+	size := c.WriteBufferSize()
+	is.True(size > 0)
+	is.True(size <= 8<<10) // memory is bounded by the high watermark
+
+	// Nothing accepted is lost: the peer receives every byte once it reads.
+	got := readAllAsync(peer)
+	is.NoErr(c.Close())
+	is.Equal(len(<-got), accepted)
+}
+
+func TestWriteLargerThanHighWatermark(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(1024, 256))
+	got := readAllAsync(peer)
+	big := bytes.Repeat([]byte("L"), 1<<20)
+	n, err := c.Write(big) // an empty queue admits one Write, however large
+	is.NoErr(err)
+	is.Equal(n, len(big))
+	is.NoErr(c.Drain(testCtx(t)))
+	is.NoErr(c.Close())
+	is.True(bytes.Equal(<-got, big))
+}
+
+// Drain follows asyncio's hysteresis: once past the high watermark it waits for
+// the low one; otherwise it returns at once. Any number may wait.
+func TestDrainHysteresis(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(16<<10, 4<<10))
+	is.NoErr(c.Drain(testCtx(t))) // not paused
+
+	fillUntilBlocked(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	is.True(errors.Is(c.Drain(ctx), context.DeadlineExceeded)) // paused, peer silent
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 5)
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.Drain(testCtx(t))
+		}()
+	}
+	got := readAllAsync(peer)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		is.NoErr(err)
+	}
+	is.True(c.WriteBufferSize() <= 4<<10)
+	c.Close()
+	<-got
+}
+
+// test_drain_raises: a peer that resets makes writes fail, and the error is
+// reported by the next Write, Drain, Flush and Close.
+func TestWriteErrorSticks(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close() // RST
+
+	var err error
+	msg := []byte("foo\n")
+	for i := 0; i < 100000 && err == nil; i++ {
+		if _, err = c.Write(msg); err == nil {
+			err = c.Drain(testCtx(t))
+		}
+		if err == nil && i%64 == 0 {
+			err = c.Flush(testCtx(t))
+		}
+	}
+	is.True(err != nil)
+	is.True(!errors.Is(err, net.ErrClosed))
+	_, werr := c.Write(msg)
+	is.Equal(werr, err)
+	is.Equal(c.Drain(testCtx(t)), err)
+	is.Equal(c.Flush(testCtx(t)), err)
+	is.Equal(c.Close(), err)
+}
+
+func TestWriteEOF(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	is.True(c.CanWriteEOF())
+	_, err := c.Write([]byte("request"))
+	is.NoErr(err)
+	is.NoErr(c.WriteEOF())
+	got, err := io.ReadAll(peer) // the peer sees the data, then EOF
+	is.NoErr(err)
+	is.Equal(string(got), "request")
+	_, err = c.Write([]byte("more"))
+	is.True(errors.Is(err, net.ErrClosed))
+
+	// This side can still read.
+	_, err = peer.Write([]byte("reply\n"))
+	is.NoErr(err)
+	line, err := c.ReadLine(testCtx(t))
+	is.NoErr(err)
+	is.Equal(string(line), "reply\n")
+	is.NoErr(c.Flush(testCtx(t)))
+}
+
+func TestCloseFlushes(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
+	want := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, far past the kernel's buffers
+	_, err := c.Write(want)                             // an empty queue admits it at once
+	is.NoErr(err)
+	got := readAllAsync(peer)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	is.True(errors.Is(c.WaitClosed(ctx), context.DeadlineExceeded)) // blocks before Close
+
+	is.NoErr(c.Close())
+	is.True(c.IsClosing())
+	is.NoErr(c.WaitClosed(testCtx(t)))
+	is.True(bytes.Equal(<-got, want))
+}
+
+func TestCloseBoundedByWriteDeadline(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	fillUntilBlocked(t, c) // the peer never reads
+	is.NoErr(c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)))
+	err := c.Close()
+	is.True(errors.Is(err, os.ErrDeadlineExceeded)) // reports the dropped data
+	is.NoErr(c.WaitClosed(testCtx(t)))
+}
+
+func TestUseAfterClose(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	is.True(!c.IsClosing())
+	is.NoErr(c.Close())
+	is.True(errors.Is(c.Close(), net.ErrClosed))
+	_, err := c.Write([]byte("x"))
+	is.True(errors.Is(err, net.ErrClosed))
+	_, err = c.ReadLine(testCtx(t))
+	is.True(errors.Is(err, net.ErrClosed))
+	_, err = c.Read(make([]byte, 1))
+	is.True(errors.Is(err, net.ErrClosed))
+	is.True(errors.Is(c.Drain(testCtx(t)), net.ErrClosed))
+	is.True(errors.Is(c.Flush(testCtx(t)), net.ErrClosed))
+	is.True(errors.Is(c.WriteEOF(), net.ErrClosed))
+}
+
+func TestAbortDropsQueue(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	fillUntilBlocked(t, c)
+	c.Abort()
+	is.NoErr(c.WaitClosed(testCtx(t)))
+	is.Equal(c.WriteBufferSize(), 0)
+	_, err := c.Write([]byte("x"))
+	is.True(errors.Is(err, net.ErrClosed))
+}
+
+// Close unblocks a Write waiting for room and a read waiting for data.
+func TestCloseUnblocks(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	fillUntilBlocked(t, c)
+	werr := make(chan error, 1)
+	rerr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 1024))
+		werr <- err
+	}()
+	go func() {
+		_, err := c.ReadLine(context.Background())
+		rerr <- err
+	}()
+	c.Abort()
+	is.True(errors.Is(<-werr, net.ErrClosed))
+	is.True(errors.Is(<-rerr, net.ErrClosed))
+}
+
+func TestWritevAndConcurrentWrites(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(2048, 512))
+	got := readAllAsync(peer)
+	n, err := c.Writev([]byte("a"), []byte("bc"), []byte("def"))
+	is.NoErr(err)
+	is.Equal(n, int64(6))
+
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(b byte) {
+			defer wg.Done()
+			msg := bytes.Repeat([]byte{b}, 100)
+			for i := 0; i < 200; i++ {
+				if _, err := c.Write(msg); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(byte('A' + g))
+	}
+	wg.Wait()
+	is.NoErr(c.Close())
+	b := <-got
+	is.Equal(string(b[:6]), "abcdef")
+	b = b[6:]
+	is.Equal(len(b), 8*200*100)
+	for i := 0; i < len(b); i += 100 { // each Write's bytes stay together
+		is.True(bytes.Count(b[i:i+100], b[i:i+1]) == 100)
+	}
+}
+
+func TestSetWriteBufferLimits(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	is.True(c.SetWriteBufferLimits(10, 20) != nil)
+	is.True(c.SetWriteBufferLimits(-1, -2) != nil)
+	is.NoErr(c.SetWriteBufferLimits(100, 10))
+	_, _, err := Pipe(WithWriteBufferLimits(1, 2))
+	is.True(err != nil)
+}
