@@ -2,6 +2,8 @@ module github.com/sluice-go/sluice
 
 go 1.23
 
-require go.uber.org/goleak v1.3.0
-
-require github.com/stretchr/testify v1.8.1 // indirect
+require (
+	github.com/matryer/is v1.4.1
+	github.com/sourcegraph/conc v0.3.0
+	go.uber.org/goleak v1.3.0
+)
