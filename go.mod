@@ -8,4 +8,4 @@ require (
 	golang.org/x/net v0.43.0
 )
 
-require github.com/matryer/is v1.4.1 // indirect
+require github.com/matryer/is v1.4.1

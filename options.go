@@ -53,6 +53,7 @@ type config struct {
 	happyEyeballsDelay time.Duration
 	interleave         int
 	resolver           *net.Resolver
+	dialAttempt        func(addr string) // tests only: called as each dial attempt starts, in order
 
 	// Serving.
 	backlog      int
@@ -177,16 +178,21 @@ func WithTLSServerSide(on bool) Option {
 	return func(cfg *config) { cfg.tlsServerSide, cfg.tlsSideChosen = on, true }
 }
 
-// WithLocalAddr binds the local end of a dialled connection to addr, a
-// "host:port" (asyncio's local_addr=). Default: chosen by the system.
+// WithLocalAddr binds the local end of a dialled TCP connection to addr, a
+// "host:port" (asyncio's local_addr=); a host name is resolved. Dial then tries
+// only the remote addresses of a family addr has, and fails if there are none; an
+// empty host binds just the port, for either family. Dialing a Unix socket with
+// it is an error. Default: chosen by the system.
 func WithLocalAddr(addr string) Option {
 	return func(cfg *config) { cfg.localAddr = addr }
 }
 
 // WithHappyEyeballsDelay sets the RFC 8305 connection attempt delay: how long Dial
 // waits for one attempt before starting the next in parallel (asyncio's
-// happy_eyeballs_delay=). Default 250 ms, as RFC 8305 recommends. d < 0 is an
-// error.
+// happy_eyeballs_delay=); an attempt that fails starts the next at once. Default
+// 250 ms, as RFC 8305 recommends. 0 starts every attempt at once. asyncio's
+// default, happy_eyeballs_delay=None, tries one address at a time; a delay longer
+// than any connect takes comes close. d < 0 is an error.
 func WithHappyEyeballsDelay(d time.Duration) Option {
 	return func(cfg *config) {
 		if d < 0 {
