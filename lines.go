@@ -137,8 +137,14 @@ func indexSeps(data []byte, seps [][]byte) (start, end int) {
 	}
 	start, end = -1, -1
 	for _, sep := range seps {
-		if i := bytes.Index(data, sep); i >= 0 && (end < 0 || i+len(sep) < end) {
-			start, end = i, i+len(sep)
+		i := bytes.Index(data, sep)
+		if i < 0 {
+			continue
+		}
+		// The earliest end wins; on a tie the shorter separator, as asyncio,
+		// which tries them shortest first.
+		if e := i + len(sep); end < 0 || e < end || (e == end && i > start) {
+			start, end = i, e
 		}
 	}
 	return start, end
