@@ -195,7 +195,7 @@ func TestCloseFlushes(t *testing.T) {
 	is := is.New(t)
 	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
 	want := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, far past the kernel's buffers
-	_, err := c.Write(want)                             // an empty queue admits it at once
+	_, err := c.Write(want)                            // an empty queue admits it at once
 	is.NoErr(err)
 	got := readAllAsync(peer)
 
