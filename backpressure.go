@@ -12,8 +12,8 @@ import (
 	"github.com/sourcegraph/conc"
 )
 
-// keepBufSize is the largest write buffer kept for reuse once the queue empties;
-// larger ones are given back, so a connection that fell quiet holds little.
+// keepBufSize is the smallest write buffer kept for reuse once the queue
+// empties, whatever the high watermark.
 const keepBufSize = 4 << 10
 
 var (
@@ -122,6 +122,7 @@ func (q *writeQueue) admit(n int) error {
 // appendLocked queues bufs and makes sure the writer runs.
 func (q *writeQueue) appendLocked(bufs ...[]byte) {
 	for _, b := range bufs {
+		q.reserveLocked(len(b))
 		q.pending = append(q.pending, b...)
 		q.size += len(b)
 	}
@@ -129,6 +130,20 @@ func (q *writeQueue) appendLocked(bufs ...[]byte) {
 		q.paused = true
 	}
 	q.startLocked()
+}
+
+// reserveLocked makes room in pending for n more bytes. Capacity doubles but
+// stays within the high watermark (unless one write is larger), so the buffers
+// are kept for reuse.
+func (q *writeQueue) reserveLocked(n int) {
+	if cap(q.pending)-len(q.pending) >= n {
+		return
+	}
+	need := len(q.pending) + n
+	c := min(max(2*cap(q.pending), keepBufSize), max(q.high, keepBufSize))
+	buf := make([]byte, len(q.pending), max(c, need))
+	copy(buf, q.pending)
+	q.pending = buf
 }
 
 func (q *writeQueue) startLocked() {
@@ -160,10 +175,12 @@ func (q *writeQueue) drainLoop() {
 		q.eof = eofSent
 		q.failLocked(err)
 	}
-	if cap(q.spare) > keepBufSize {
+	// Keep the buffers for the next burst, up to the high watermark; a one-off
+	// large write's buffer is given back.
+	if keep := max(keepBufSize, q.high); cap(q.spare) > keep {
 		q.spare = nil
 	}
-	if cap(q.pending) > keepBufSize && len(q.pending) == 0 {
+	if keep := max(keepBufSize, q.high); cap(q.pending) > keep && len(q.pending) == 0 {
 		q.pending = nil
 	}
 	q.running = false

@@ -1,0 +1,355 @@
+package sluice
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+)
+
+// Each benchmark runs sluice beside the plain-Go code a user would otherwise
+// write, doing the same work over loopback TCP in the same run. Compare them as
+// ratios (benchstat, or the medians of -count 5).
+
+const benchLineSize = 100
+
+// benchLines returns k lines of benchLineSize bytes, "\n" included.
+func benchLines(k int) []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	out := make([]byte, 0, k*benchLineSize)
+	for i := 0; i < k; i++ {
+		for j := 0; j < benchLineSize-1; j++ {
+			out = append(out, alphabet[(i+j)%len(alphabet)])
+		}
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// sendRepeated writes block to w again and again until total bytes are sent
+// (the last block cut short), then closes w. It runs on its own goroutine and
+// ends by itself; the returned channel is closed when it has.
+func sendRepeated(w net.Conn, block []byte, total int) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer w.Close()
+		for total > 0 {
+			n := min(total, len(block))
+			if _, err := w.Write(block[:n]); err != nil {
+				return
+			}
+			total -= n
+		}
+	}()
+	return done
+}
+
+// readSide returns the receiving end of a loopback TCP connection whose other
+// end sends total bytes of block, repeated.
+func readSide(b *testing.B, block []byte, total int) net.Conn {
+	client, server := tcpPair(b)
+	done := sendRepeated(server, block, total)
+	b.Cleanup(func() {
+		client.Close()
+		<-done
+	})
+	return client
+}
+
+func BenchmarkLines(b *testing.B) {
+	block := benchLines(1000)
+	b.Run("sluice", func(b *testing.B) {
+		c := NewConn(readSide(b, block, b.N*benchLineSize))
+		defer c.Abort()
+		b.SetBytes(benchLineSize)
+		b.ReportAllocs()
+		b.ResetTimer()
+		n := 0
+		for line, err := range c.Lines(context.Background()) {
+			if err != nil || len(line) != benchLineSize-1 {
+				b.Fatalf("line %d: %q, %v", n, line, err)
+			}
+			n++
+		}
+		if n != b.N {
+			b.Fatalf("read %d lines, want %d", n, b.N)
+		}
+	})
+	b.Run("bufio.Scanner", func(b *testing.B) {
+		nc := readSide(b, block, b.N*benchLineSize)
+		b.SetBytes(benchLineSize)
+		b.ReportAllocs()
+		b.ResetTimer()
+		sc := bufio.NewScanner(nc)
+		n := 0
+		for sc.Scan() {
+			if len(sc.Bytes()) != benchLineSize-1 {
+				b.Fatalf("line %d: %q", n, sc.Bytes())
+			}
+			n++
+		}
+		if sc.Err() != nil || n != b.N {
+			b.Fatalf("read %d lines, want %d: %v", n, b.N, sc.Err())
+		}
+	})
+}
+
+// BenchmarkReadUntil reads records ending in "\r\n" or "\n" (half of each).
+func BenchmarkReadUntil(b *testing.B) {
+	block := benchLines(1000)
+	for i := 0; i < len(block); i += 2 * benchLineSize {
+		block[i+benchLineSize-2] = '\r'
+	}
+	seps := [][]byte{[]byte("\r\n"), []byte("\n")}
+	b.Run("sluice", func(b *testing.B) {
+		c := NewConn(readSide(b, block, b.N*benchLineSize))
+		defer c.Abort()
+		ctx := context.Background()
+		b.SetBytes(benchLineSize)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if rec, err := c.ReadUntil(ctx, seps...); err != nil || len(rec) != benchLineSize {
+				b.Fatalf("record %d: %q, %v", i, rec, err)
+			}
+		}
+	})
+	b.Run("bufio.Reader", func(b *testing.B) {
+		br := bufio.NewReader(readSide(b, block, b.N*benchLineSize))
+		b.SetBytes(benchLineSize)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			// The hand-written equivalent: ReadBytes('\n') finds both endings.
+			if rec, err := br.ReadBytes('\n'); err != nil || len(rec) != benchLineSize {
+				b.Fatalf("record %d: %q, %v", i, rec, err)
+			}
+		}
+	})
+}
+
+const benchFrameSize = 128
+
+func benchFrames(k int) []byte {
+	frame := make([]byte, 4+benchFrameSize)
+	binary.BigEndian.PutUint32(frame, benchFrameSize)
+	for i := 4; i < len(frame); i++ {
+		frame[i] = 'f'
+	}
+	out := make([]byte, 0, k*len(frame))
+	for i := 0; i < k; i++ {
+		out = append(out, frame...)
+	}
+	return out
+}
+
+// BenchmarkReadExactly reads 4-byte big-endian length-prefixed 128-byte frames
+// the way asyncio users do, with readexactly.
+func BenchmarkReadExactly(b *testing.B) {
+	block := benchFrames(1000)
+	const frameLen = 4 + benchFrameSize
+	b.Run("sluice", func(b *testing.B) {
+		c := NewConn(readSide(b, block, b.N*frameLen))
+		defer c.Abort()
+		ctx := context.Background()
+		b.SetBytes(frameLen)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			hdr, err := c.ReadExactly(ctx, 4)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, err := c.ReadExactly(ctx, int(binary.BigEndian.Uint32(hdr)))
+			if err != nil || len(body) != benchFrameSize {
+				b.Fatalf("frame %d: %d bytes, %v", i, len(body), err)
+			}
+		}
+	})
+	b.Run("io.ReadFull", func(b *testing.B) {
+		br := bufio.NewReader(readSide(b, block, b.N*frameLen))
+		b.SetBytes(frameLen)
+		b.ReportAllocs()
+		b.ResetTimer()
+		var hdr [4]byte
+		body := make([]byte, 64<<10)
+		for i := 0; i < b.N; i++ {
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				b.Fatal(err)
+			}
+			n := binary.BigEndian.Uint32(hdr[:])
+			if _, err := io.ReadFull(br, body[:n]); err != nil || n != benchFrameSize {
+				b.Fatalf("frame %d: %d bytes, %v", i, n, err)
+			}
+		}
+	})
+}
+
+// writeSide returns the sending end of a loopback TCP connection whose peer
+// discards everything; the returned func waits until the peer has seen EOF and
+// reports how many bytes it received.
+func writeSide(b *testing.B) (net.Conn, func() int64) {
+	client, server := tcpPair(b)
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, server)
+		got <- n
+	}()
+	return client, func() int64 { return <-got }
+}
+
+// BenchmarkSmallWrites writes 64-byte messages: sluice with Drain every 64
+// writes (asyncio's idiom), beside a Write syscall per message and beside a
+// bufio.Writer flushed every 64 messages.
+func BenchmarkSmallWrites(b *testing.B) {
+	msg := make([]byte, 64)
+	for i := range msg {
+		msg[i] = 'w'
+	}
+	check := func(b *testing.B, wait func() int64) {
+		if n := wait(); n != int64(b.N)*64 {
+			b.Fatalf("peer got %d bytes, want %d", n, b.N*64)
+		}
+	}
+	b.Run("sluice-drain", func(b *testing.B) {
+		nc, wait := writeSide(b)
+		c := NewConn(nc)
+		ctx := context.Background()
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if i%64 == 63 {
+				if err := c.Drain(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		check(b, wait)
+	})
+	b.Run("net.Conn.Write", func(b *testing.B) {
+		nc, wait := writeSide(b)
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := nc.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		nc.Close()
+		b.StopTimer()
+		check(b, wait)
+	})
+	b.Run("bufio.Writer", func(b *testing.B) {
+		nc, wait := writeSide(b)
+		bw := bufio.NewWriter(nc)
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := bw.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if i%64 == 63 {
+				if err := bw.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		nc.Close()
+		b.StopTimer()
+		check(b, wait)
+	})
+}
+
+// echoPeer echoes lines back with plain bufio until EOF.
+func echoPeer(nc net.Conn) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer nc.Close()
+		br, bw := bufio.NewReader(nc), bufio.NewWriter(nc)
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			bw.Write(line)
+			if br.Buffered() == 0 {
+				if bw.Flush() != nil {
+					return
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// BenchmarkEcho measures 64-byte line round trips against the same plain-Go
+// echo server: a sluice client beside a bufio client.
+func BenchmarkEcho(b *testing.B) {
+	msg := make([]byte, 64)
+	for i := range msg {
+		msg[i] = 'e'
+	}
+	msg[63] = '\n'
+	setup := func(b *testing.B) net.Conn {
+		client, server := tcpPair(b)
+		done := echoPeer(server)
+		b.Cleanup(func() { client.Close(); <-done })
+		return client
+	}
+	b.Run("sluice", func(b *testing.B) {
+		c := NewConn(setup(b))
+		defer c.Abort()
+		ctx := context.Background()
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		i := 0
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		for line, err := range c.Lines(ctx) {
+			if err != nil || len(line) != 63 {
+				b.Fatalf("reply %d: %q, %v", i, line, err)
+			}
+			if i++; i == b.N {
+				break
+			}
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bufio", func(b *testing.B) {
+		nc := setup(b)
+		br, bw := bufio.NewReader(nc), bufio.NewWriter(nc)
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			bw.Write(msg)
+			if err := bw.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			if line, err := br.ReadSlice('\n'); err != nil || len(line) != 64 {
+				b.Fatalf("reply %d: %q, %v", i, line, err)
+			}
+		}
+	})
+}
