@@ -46,7 +46,6 @@ type config struct {
 	tlsShutdown    time.Duration
 	tlsServerSide  bool
 	tlsSideChosen  bool
-	handshakeOnNew bool // set internally: handshake in NewConn (accepted conns)
 
 	// Dialing.
 	localAddr          string
