@@ -40,12 +40,12 @@ type config struct {
 	closeTimeout time.Duration
 
 	// TLS.
-	tls            *tls.Config
-	serverName     string
-	tlsHandshake   time.Duration
-	tlsShutdown    time.Duration
-	tlsServerSide  bool
-	tlsSideChosen  bool
+	tls           *tls.Config
+	serverName    string
+	tlsHandshake  time.Duration
+	tlsShutdown   time.Duration
+	tlsServerSide bool
+	tlsSideChosen bool
 
 	// Dialing.
 	localAddr          string
