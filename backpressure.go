@@ -36,6 +36,7 @@ type writeQueue struct {
 	err       error      // the first write error; sticky
 	closed    bool       // Close or Abort began: no new writes
 	eof       eofState
+	upgrading bool      // StartTLS is switching out to TLS: Writes wait
 	deadline  time.Time // the write deadline: bounds a blocked Write
 	// wake is closed (then cleared) when size falls, an error sticks, the queue
 	// closes or the deadline changes; nil while no one waits.
@@ -109,10 +110,14 @@ func (q *writeQueue) admit(n int) error {
 		if err := q.writableLocked(); err != nil {
 			return err
 		}
-		if q.size == 0 || q.size+n <= q.high {
+		switch {
+		case q.upgrading:
+			// StartTLS is switching the transport: wait, so these bytes go over TLS.
+		case q.size == 0 || q.size+n <= q.high:
 			return nil
+		default:
+			q.paused = true
 		}
-		q.paused = true
 		if err := q.waitLocked(context.Background(), q.deadline); err != nil {
 			return err
 		}
@@ -351,6 +356,8 @@ func (c *Conn) WriteEOF() error {
 		return q.err
 	case q.eof != eofNone:
 		return nil
+	case q.upgrading:
+		return errCannotEOF // the transport is becoming TLS
 	}
 	q.eof = eofWanted
 	q.startLocked()

@@ -26,6 +26,7 @@ type Conn struct {
 	raw        net.Conn // the connection as dialled or accepted; never changes
 	cfg        *config  // shared with the Server or Dial that made it; read-only
 	accepted   bool     // made by a Server: StartTLS defaults to the server side
+	tls        tlsState // the TLS layer, once there is one (tls.go)
 	teardownMu sync.Once
 	done       chan struct{} // closed when the Conn is closed and its writer has ended
 }
@@ -34,9 +35,12 @@ type Conn struct {
 // returns the Conn (asyncio's open_connection and open_unix_connection). A host
 // name is resolved and its addresses raced per RFC 8305 (see
 // WithHappyEyeballsDelay); with WithTLS the TLS handshake completes before Dial
-// returns. ctx bounds the whole dial; its end afterwards does not affect the
-// Conn. Errors: an invalid option, ctx.Err(), the dial's own (joined over every
-// address tried).
+// returns, verifying the server's certificate for WithServerName's name, else
+// the tls.Config's ServerName, else the host part of address. ctx bounds the
+// whole dial, the handshake included (which WithTLSHandshakeTimeout bounds too);
+// its end afterwards does not affect the Conn. Errors: an invalid option,
+// ctx.Err(), the dial's own (joined over every address tried), the handshake's
+// (see StartTLS).
 func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -46,7 +50,11 @@ func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, 
 	if err != nil {
 		return nil, err
 	}
-	return newConn(nc, cfg), nil
+	c := newConn(nc, cfg)
+	if err := c.dialTLS(ctx, address); err != nil {
+		return nil, err // c is closed
+	}
+	return c, nil
 }
 
 // NewConn returns a Conn over nc (asyncio's open_connection(sock=)) and takes
@@ -122,8 +130,18 @@ func (c *Conn) NetConn() net.Conn { return c.raw }
 
 // ExtraInfo returns transport information by asyncio's get_extra_info names, or
 // def when the name is unknown or the information absent: "peername",
-// "sockname", "socket", and on TLS "sslcontext", "ssl_object", "peercert",
-// "cipher", "compression". Prefer the typed methods in new code.
+// "sockname", "socket", and once the Conn speaks TLS:
+//   - "sslcontext": the *tls.Config given to WithTLS or StartTLS (the caller's,
+//     not the copy the handshake used);
+//   - "ssl_object": the *tls.Conn;
+//   - "peercert": the peer's leaf *x509.Certificate, or def if it sent none;
+//   - "cipher": a []any{name string, protocol string, secret bits int}, the
+//     shape of Python's SSLSocket.cipher(), e.g. {"TLS_AES_128_GCM_SHA256",
+//     "TLSv1.3", 128};
+//   - "compression": nil, as TLS compression is not supported by Go.
+//
+// Prefer the typed methods (ConnectionState) in new code. It does not block.
+// Safe from any goroutine.
 func (c *Conn) ExtraInfo(name string, def any) any {
 	switch name {
 	case "peername":
@@ -132,6 +150,9 @@ func (c *Conn) ExtraInfo(name string, def any) any {
 		return c.LocalAddr()
 	case "socket":
 		return c.NetConn()
+	}
+	if v, ok := c.tlsInfo(name, def); ok {
+		return v
 	}
 	return def
 }
@@ -197,7 +218,7 @@ func (c *Conn) Close() error {
 		err = fmt.Errorf("sluice: close: %d queued bytes dropped: %w", q.size, err)
 	}
 	q.mu.Unlock()
-	if cerr := c.teardown(); err == nil {
+	if cerr := c.teardown(true); err == nil {
 		err = cerr
 	}
 	return err
@@ -213,16 +234,17 @@ func (c *Conn) Abort() {
 	q.pending = q.pending[:0]
 	q.broadcastLocked()
 	q.mu.Unlock()
-	c.teardown()
+	c.teardown(false)
 }
 
 // teardown closes the transport, which ends a blocked read or send, and waits
-// for the writer goroutine. It runs once; later callers wait for it.
-func (c *Conn) teardown() error {
+// for the writer goroutine; graceful (Close, not Abort) sends TLS's close_notify
+// first. It runs once; later callers wait for it.
+func (c *Conn) teardown(graceful bool) error {
 	var err error
 	c.teardownMu.Do(func() {
 		c.Reader.closed.Store(true)
-		err = c.transport().Close()
+		err = c.closeTransport(graceful)
 		c.q.writer.Wait()
 		close(c.done)
 	})

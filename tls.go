@@ -1,0 +1,378 @@
+package sluice
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	errAlreadyTLS  = errors.New("sluice: StartTLS on a connection that already speaks TLS")
+	errTLSAfterEOF = fmt.Errorf("sluice: StartTLS after WriteEOF: %w", net.ErrClosed)
+)
+
+// tlsState is a Conn's TLS layer, once it has one. Guarded by the write queue's
+// mu, except host, which Dial sets before the Conn is shared.
+type tlsState struct {
+	host     string        // the host Dial dialled: the default server name
+	cfg      *tls.Config   // as the caller passed it (ExtraInfo's "sslcontext")
+	base     *tlsBase      // the net.Conn beneath the TLS layer
+	shutdown time.Duration // bounds the close_notify alert on Close
+}
+
+// tlsBase is the net.Conn a Conn's TLS layer runs over: the raw connection,
+// except that its first reads return the bytes the Reader had read ahead before
+// the upgrade (they belong to the TLS stream: a ClientHello pipelined behind a
+// STARTTLS line), and that write deadlines are capped once Close has begun.
+type tlsBase struct {
+	net.Conn
+	pre []byte // read ahead of the upgrade, not yet read by TLS; used by tls.Conn's reads only
+
+	mu      sync.Mutex // guards closeBy
+	closeBy time.Time  // set by Close: no write deadline goes past it
+}
+
+func (b *tlsBase) Read(p []byte) (int, error) {
+	if len(b.pre) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		if len(b.pre) == 0 {
+			b.pre = nil
+		}
+		return n, nil
+	}
+	return b.Conn.Read(p)
+}
+
+// SetWriteDeadline applies t, capped by closeBy: crypto/tls sets its own 5 s
+// deadline for the close_notify alert, and WithTLSShutdownTimeout may be shorter.
+func (b *tlsBase) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closeBy.IsZero() && (t.IsZero() || b.closeBy.Before(t)) {
+		t = b.closeBy
+	}
+	return b.Conn.SetWriteDeadline(t)
+}
+
+func (b *tlsBase) SetDeadline(t time.Time) error {
+	if err := b.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return b.SetWriteDeadline(t)
+}
+
+// shutdownBy caps every write deadline, from now on, at t.
+func (b *tlsBase) shutdownBy(t time.Time) {
+	b.mu.Lock()
+	b.closeBy = t
+	b.mu.Unlock()
+	b.SetWriteDeadline(t)
+}
+
+// StartTLS upgrades the connection to TLS in place (asyncio's
+// StreamWriter.start_tls) and returns nil once the handshake has completed. It
+// takes the TLS client side on a Conn made by Dial or NewConn and the server side
+// on one accepted by a Server; WithTLSServerSide chooses. opts may also set
+// WithServerName (default: cfg.ServerName, else the host Dial dialled),
+// WithTLSHandshakeTimeout (asyncio's ssl_handshake_timeout, default 60 s) and
+// WithTLSShutdownTimeout (ssl_shutdown_timeout, default 30 s); options the Conn
+// was made with apply unless opts override them. Certificate verification stays
+// on unless cfg turns it off.
+//
+// It first sends, in plaintext, everything queued by Writes made before it was
+// called. Bytes the Conn had read ahead past the plaintext exchange (a
+// ClientHello that arrived in the same segment as a "STARTTLS" line) are fed to
+// the TLS layer, neither lost nor returned as plaintext (CPython loses them:
+// issue 142352). Afterwards every method (Lines, Write, Drain, ...) works
+// unchanged, over TLS.
+//
+// StartTLS blocks until the handshake completes, ctx ends or the handshake
+// timeout passes; the last two bound the whole upgrade, the plaintext flush
+// included.
+//
+// Errors: ErrConcurrentRead at once if another goroutine is reading; an error
+// matching net.ErrClosed after Close or WriteEOF; an error on a Conn that already
+// speaks TLS; the sticky read error (io.EOF once the peer has closed) or write
+// error. These, and ctx ending before the queued plaintext is sent (ctx.Err()),
+// leave the Conn as it was. Once the handshake has begun, a failure closes the
+// Conn, as asyncio's start_tls does, and is returned: ctx.Err(); a timeout error
+// (matching os.ErrDeadlineExceeded, a net.Error whose Timeout is true) when the
+// handshake timeout passed; or crypto/tls's error (a certificate that cfg
+// rejects matches *tls.CertificateVerificationError and the x509 error within).
+//
+// cfg is cloned, never modified, and may be shared; a nil cfg is the zero
+// tls.Config (a client verifies against the system roots).
+//
+// Concurrency: StartTLS holds the read lock throughout, so no read runs during
+// the upgrade (io.Reader's Read waits for it). Writes made while StartTLS runs
+// wait for it (their write deadline still applies) and are then sent over TLS;
+// if the upgrade fails they fail with an error matching net.ErrClosed. WriteEOF
+// fails while StartTLS runs. Close or Abort during StartTLS ends it with an
+// error.
+func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config, opts ...Option) error {
+	sc := *c.cfg // the Conn's own options, overridden by opts
+	sc.err = nil
+	for _, o := range opts {
+		if o != nil {
+			o(&sc)
+		}
+	}
+	if sc.err != nil {
+		return sc.err
+	}
+	server := c.accepted
+	if sc.tlsSideChosen {
+		server = sc.tlsServerSide
+	}
+	return c.upgrade(ctx, cfg, &sc, server)
+}
+
+// ConnectionState returns the TLS connection's state (crypto/tls's
+// ConnectionState: version, cipher suite, peer certificates, negotiated
+// protocol, server name) and true, or the zero value and false on a Conn that
+// does not speak TLS (before StartTLS, or without WithTLS). It does not block.
+// The certificates it holds are shared and must not be modified. Safe from any
+// goroutine.
+func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.transport().(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// dialTLS records the dialled host, the default server name, and when the Conn
+// was dialled WithTLS runs the client handshake (closing the Conn if it fails).
+func (c *Conn) dialTLS(ctx context.Context, address string) error {
+	if host, _, err := net.SplitHostPort(address); err == nil {
+		c.tls.host = host
+	}
+	if c.cfg.tls == nil {
+		return nil
+	}
+	return c.upgrade(ctx, c.cfg.tls, c.cfg, false)
+}
+
+// serverHandshake is for a Server: when the Conn's options include WithTLS, it
+// makes the Conn the TLS server side, in place, and runs the handshake under the
+// TLS handshake timeout (WithTLSHandshakeTimeout) and ctx, so a peer that never
+// speaks cannot hold the caller past it. Call it on a new accepted Conn (accepted
+// set) before the handler runs and before any read or write. It returns nil at
+// once without WithTLS. On error the Conn is already closed (Abort: the raw
+// connection is closed, nothing is flushed); the server need only drop it
+// (a further Close returns an error matching net.ErrClosed).
+func (c *Conn) serverHandshake(ctx context.Context) error {
+	if c.cfg.tls == nil {
+		return nil
+	}
+	return c.upgrade(ctx, c.cfg.tls, c.cfg, true)
+}
+
+// upgrade puts TLS with cfg over the Conn, as the server or the client side, and
+// handshakes. It is the one path for Dial's client handshake, a Server's
+// handshake and StartTLS. Its order: take the read lock; hold new writes and send
+// what is queued, in plaintext; hand the read-ahead bytes to the TLS layer;
+// handshake; swap the Reader and the writer over to TLS and let writes go on.
+// Failures before the handshake leave the Conn as it was; after, they close it.
+func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server bool) error {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, sc.tlsHandshake)
+	defer cancel()
+	r := &c.Reader
+	if err := r.lock(ctx); err != nil {
+		return handshakeErr(parent, ctx, sc, err)
+	}
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return fmt.Errorf("sluice: StartTLS: %w", r.err)
+	}
+	if err := c.q.hold(ctx); err != nil {
+		return handshakeErr(parent, ctx, sc, err)
+	}
+	base := &tlsBase{Conn: c.raw, pre: r.buf[r.r:r.w:r.w]}
+	r.buf, r.r, r.w, r.full = nil, 0, 0, false // those bytes are TLS's now
+	tc := tls.Client(base, c.clientConfig(cfg, sc))
+	if server {
+		tc = tls.Server(base, cloneConfig(cfg))
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		err = handshakeErr(parent, ctx, sc, err)
+		c.Abort()
+		c.q.release(nil, err) // held Writes see the Conn closed
+		return err
+	}
+	r.rd = tc
+	r.dmu.Lock()
+	if r.dl != nil {
+		r.dl = tc // tc forwards deadlines to the raw conn, where the user's already is
+	}
+	r.dmu.Unlock()
+	c.q.mu.Lock()
+	c.tls.cfg, c.tls.base, c.tls.shutdown = cfg, base, sc.tlsShutdown
+	c.q.mu.Unlock()
+	c.q.release(tc, nil)
+	return nil
+}
+
+func cloneConfig(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return new(tls.Config)
+	}
+	return cfg.Clone()
+}
+
+// clientConfig returns a copy of cfg with the server name to verify and send:
+// WithServerName's, else cfg's own, else the host Dial dialled.
+func (c *Conn) clientConfig(cfg *tls.Config, sc *config) *tls.Config {
+	conf := cloneConfig(cfg)
+	switch {
+	case sc.serverName != "":
+		conf.ServerName = sc.serverName
+	case conf.ServerName == "":
+		conf.ServerName = c.tls.host
+	}
+	return conf
+}
+
+// handshakeErr turns the end of the handshake's own timeout into a timeout
+// error and the end of the caller's ctx into ctx.Err().
+func handshakeErr(parent, ctx context.Context, sc *config, err error) error {
+	if perr := parent.Err(); perr != nil {
+		return perr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("sluice: TLS handshake timed out after %v: %w", sc.tlsHandshake, os.ErrDeadlineExceeded)
+	}
+	return err
+}
+
+// hold stops the queue from accepting writes and waits until everything queued
+// has been handed to the kernel and the writer goroutine has ended, so the TLS
+// handshake has the connection to itself. On error nothing is held.
+func (q *writeQueue) hold(ctx context.Context) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return errClosed
+	case q.err != nil:
+		return q.err
+	case q.eof != eofNone:
+		return errTLSAfterEOF
+	}
+	if _, ok := q.out.(*tls.Conn); ok {
+		return errAlreadyTLS
+	}
+	q.upgrading = true
+	for q.err == nil && (q.size > 0 || q.running) {
+		if err := q.waitLocked(ctx, time.Time{}); err != nil {
+			q.upgrading = false
+			q.broadcastLocked()
+			return err
+		}
+	}
+	if q.err != nil {
+		q.upgrading = false
+		q.broadcastLocked()
+		return q.err
+	}
+	return nil
+}
+
+// release ends the hold: writes go on, to out if it is not nil. A failed
+// upgrade's error sticks.
+func (q *writeQueue) release(out net.Conn, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if out != nil {
+		q.out = out
+	}
+	q.failLocked(err)
+	q.upgrading = false
+	q.broadcastLocked()
+}
+
+// closeTransport closes what the Conn reads and writes through. Over TLS, a
+// graceful close (Close) sends the close_notify alert first, bounded by the TLS
+// shutdown timeout (and by crypto/tls's own 5 s); Abort closes the raw
+// connection at once, without the alert, as asyncio's abort does.
+func (c *Conn) closeTransport(graceful bool) error {
+	c.q.mu.Lock()
+	out, base, d := c.q.out, c.tls.base, c.tls.shutdown
+	c.q.mu.Unlock()
+	tc, ok := out.(*tls.Conn)
+	switch {
+	case !ok:
+		return out.Close()
+	case !graceful:
+		return c.raw.Close()
+	}
+	base.shutdownBy(time.Now().Add(d))
+	return tc.Close()
+}
+
+// tlsInfo answers ExtraInfo's TLS names (documented there), reporting false for
+// other names and on a Conn without TLS.
+func (c *Conn) tlsInfo(name string, def any) (any, bool) {
+	c.q.mu.Lock()
+	tc, ok := c.q.out.(*tls.Conn)
+	cfg := c.tls.cfg
+	c.q.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "sslcontext":
+		return cfg, true
+	case "ssl_object":
+		return tc, true
+	case "peercert":
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			return certs[0], true
+		}
+		return def, true
+	case "cipher":
+		st := tc.ConnectionState()
+		name := tls.CipherSuiteName(st.CipherSuite)
+		return []any{name, protocolName(st.Version), secretBits(name)}, true
+	case "compression":
+		return nil, true
+	}
+	return nil, false
+}
+
+// protocolName returns a TLS version's name as Python's SSLSocket.version()
+// (OpenSSL) spells it.
+func protocolName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return tls.VersionName(v)
+}
+
+// secretBits returns the symmetric key size of a cipher suite, by its name, as
+// OpenSSL reports it (3DES counts 112).
+func secretBits(suite string) int {
+	switch {
+	case strings.Contains(suite, "AES_128"), strings.Contains(suite, "RC4_128"):
+		return 128
+	case strings.Contains(suite, "AES_256"), strings.Contains(suite, "CHACHA20"):
+		return 256
+	case strings.Contains(suite, "3DES"):
+		return 112
+	}
+	return 0
+}
