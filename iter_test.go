@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -278,10 +279,17 @@ func TestConcurrentReadFails(t *testing.T) {
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		// Take the read lock, then block in a read.
+		// Take the read lock, then block in a read. Until it has the lock, the
+		// probes below may hold it: retry.
 		close(started)
-		_, err := c.ReadLine(testCtx(t))
-		done <- err
+		for {
+			_, err := c.ReadLine(testCtx(t))
+			if !errors.Is(err, ErrConcurrentRead) {
+				done <- err
+				return
+			}
+			runtime.Gosched()
+		}
 	}()
 	<-started
 	// Wait until the first reader holds the lock; the second then fails at once.
