@@ -27,7 +27,7 @@ func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, newline, 1, 1)
+	_, end, err := r.until(ctx, newline, 1, 1, r.limit)
 	switch e := err.(type) {
 	case nil:
 		return r.take(end), nil
@@ -72,7 +72,7 @@ func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) 
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, seps, minSep, maxSep)
+	_, end, err := r.until(ctx, seps, minSep, maxSep, r.limit)
 	if err != nil {
 		return nil, err
 	}
@@ -97,23 +97,24 @@ func sepLens(seps [][]byte) (minSep, maxSep int, err error) {
 // until reads until the buffered data holds one of seps and returns where the
 // earliest-ending match starts and ends, relative to the unread data. It is
 // CPython's StreamReader.readuntil: the search resumes where a separator could
-// still begin, and the limit applies to the data before the separator. Errors: a
-// *LimitOverrunError (data stays buffered), an *IncompleteReadError at EOF (the
-// buffer emptied into it), ctx.Err() or a read error.
-func (r *Reader) until(ctx context.Context, seps [][]byte, minSep, maxSep int) (start, end int, err error) {
+// still begin, and limit (the reader limit, or a Delimited framing's maximum)
+// applies to the data before the separator. Errors: a *LimitOverrunError (data
+// stays buffered), an *IncompleteReadError at EOF (the buffer emptied into it),
+// ctx.Err() or a read error.
+func (r *Reader) until(ctx context.Context, seps [][]byte, minSep, maxSep, limit int) (start, end int, err error) {
 	offset := 0
 	for {
 		data := r.buf[r.r:r.w]
 		if len(data)-offset >= minSep {
 			if s, e := indexSeps(data[offset:], seps); e >= 0 {
 				start, end = offset+s, offset+e
-				if start > r.limit {
+				if start > limit {
 					return 0, 0, &LimitOverrunError{Consumed: start}
 				}
 				return start, end, nil
 			}
 			offset = max(0, len(data)+1-maxSep)
-			if offset > r.limit {
+			if offset > limit {
 				return 0, 0, &LimitOverrunError{Consumed: offset}
 			}
 		}
@@ -126,8 +127,8 @@ func (r *Reader) until(ctx context.Context, seps [][]byte, minSep, maxSep int) (
 	}
 }
 
-// indexSeps returns the start and end of the earliest-ending separator in data,
-// or -1, -1.
+// indexSeps returns the start and end of the earliest-ending separator in data
+// (of those, the longest), or -1, -1.
 func indexSeps(data []byte, seps [][]byte) (start, end int) {
 	if len(seps) == 1 {
 		if i := bytes.Index(data, seps[0]); i >= 0 {
@@ -137,7 +138,7 @@ func indexSeps(data []byte, seps [][]byte) (start, end int) {
 	}
 	start, end = -1, -1
 	for _, sep := range seps {
-		if i := bytes.Index(data, sep); i >= 0 && (end < 0 || i+len(sep) < end) {
+		if i := bytes.Index(data, sep); i >= 0 && (end < 0 || i+len(sep) < end || i+len(sep) == end && i < start) {
 			start, end = i, i+len(sep)
 		}
 	}
@@ -151,7 +152,8 @@ type skipState struct {
 }
 
 // settleSkip discards what skipState asks for, reading as needed. EOF ends the
-// skipping quietly: the caller's read then sees EOF itself.
+// skipping quietly, discarding what is left of the skipped record (a tail that
+// could have begun a separator): the caller's read then sees EOF itself.
 func (r *Reader) settleSkip(ctx context.Context) error {
 	for r.skip.n > 0 || r.skip.seps != nil {
 		if r.skip.n > 0 {
@@ -163,9 +165,12 @@ func (r *Reader) settleSkip(ctx context.Context) error {
 		} else if r.skipThroughSep() {
 			continue
 		}
-		if err := r.fill(ctx); err == io.EOF {
+		if r.err == io.EOF {
+			r.consume(r.w - r.r)
 			r.skip = skipState{}
-		} else if err != nil {
+			return nil
+		}
+		if err := r.fill(ctx); err != nil && err != io.EOF {
 			return err
 		}
 	}
