@@ -7,3 +7,5 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.43.0
 )
+
+require github.com/matryer/is v1.4.1
