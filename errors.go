@@ -15,6 +15,11 @@ var (
 	// whose announced size is over its maximum.
 	ErrFrameTooLarge = errors.New("sluice: frame too large")
 
+	// ErrCorruptFrame is matched by the error a frame reader returns for a
+	// malformed header: an overflowing uvarint, a length field smaller than
+	// -Adjust. The header is skipped; the framing of the rest is suspect.
+	ErrCorruptFrame = errors.New("sluice: corrupt frame header")
+
 	// ErrServerClosed is returned by Server.Serve after Close, and on a closed
 	// Server.
 	ErrServerClosed = errors.New("sluice: server closed")

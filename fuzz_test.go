@@ -95,7 +95,7 @@ func (m *refModel) op(t *testing.T, r *Reader, code byte) bool {
 	case 1: // ReadUntil
 		seps := fuzzSeps[param%len(fuzzSeps)]
 		got, err := r.ReadUntil(ctx, seps...)
-		start, end := indexSeps(rest, seps)
+		start, end := indexSeps(rest, seps, false)
 		_, maxSep, _ := sepLens(seps)
 		switch {
 		case end >= 0 && start > m.limit, end < 0 && len(rest)+1-maxSep > m.limit:

@@ -43,7 +43,7 @@ func (r *Reader) nextLine(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	start, end, err := r.until(ctx, newline, 1, 1)
+	start, end, err := r.until(ctx, newline, r.limit, false)
 	switch e := err.(type) {
 	case nil:
 		line := r.buf[r.r : r.r+start]

@@ -27,7 +27,7 @@ func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, newline, 1, 1)
+	_, end, err := r.until(ctx, newline, r.limit, false)
 	switch e := err.(type) {
 	case nil:
 		return r.take(end), nil
@@ -64,7 +64,7 @@ func (r *Reader) dropOverrun(consumed int) bool {
 // ends, ctx ends (ctx.Err(), nothing lost) or a read fails. The returned slice is
 // the caller's.
 func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) {
-	minSep, maxSep, err := sepLens(seps)
+	_, _, err := sepLens(seps)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) 
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, seps, minSep, maxSep)
+	_, end, err := r.until(ctx, seps, r.limit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -97,23 +97,26 @@ func sepLens(seps [][]byte) (minSep, maxSep int, err error) {
 // until reads until the buffered data holds one of seps and returns where the
 // earliest-ending match starts and ends, relative to the unread data. It is
 // CPython's StreamReader.readuntil: the search resumes where a separator could
-// still begin, and the limit applies to the data before the separator. Errors: a
-// *LimitOverrunError (data stays buffered), an *IncompleteReadError at EOF (the
-// buffer emptied into it), ctx.Err() or a read error.
-func (r *Reader) until(ctx context.Context, seps [][]byte, minSep, maxSep int) (start, end int, err error) {
+// still begin, and limit (the reader limit, or a Delimited framing's maximum)
+// applies to the data before the separator; preferLong breaks ties between
+// separators ending at the same place (see indexSeps). Errors: a *LimitOverrunError (data
+// stays buffered), an *IncompleteReadError at EOF (the buffer emptied into it),
+// ctx.Err() or a read error.
+func (r *Reader) until(ctx context.Context, seps [][]byte, limit int, preferLong bool) (start, end int, err error) {
+	minSep, maxSep, _ := sepLens(seps)
 	offset := 0
 	for {
 		data := r.buf[r.r:r.w]
 		if len(data)-offset >= minSep {
-			if s, e := indexSeps(data[offset:], seps); e >= 0 {
+			if s, e := indexSeps(data[offset:], seps, preferLong); e >= 0 {
 				start, end = offset+s, offset+e
-				if start > r.limit {
+				if start > limit {
 					return 0, 0, &LimitOverrunError{Consumed: start}
 				}
 				return start, end, nil
 			}
 			offset = max(0, len(data)+1-maxSep)
-			if offset > r.limit {
+			if offset > limit {
 				return 0, 0, &LimitOverrunError{Consumed: offset}
 			}
 		}
@@ -128,7 +131,7 @@ func (r *Reader) until(ctx context.Context, seps [][]byte, minSep, maxSep int) (
 
 // indexSeps returns the start and end of the earliest-ending separator in data,
 // or -1, -1.
-func indexSeps(data []byte, seps [][]byte) (start, end int) {
+func indexSeps(data []byte, seps [][]byte, preferLong bool) (start, end int) {
 	if len(seps) == 1 {
 		if i := bytes.Index(data, seps[0]); i >= 0 {
 			return i, i + len(seps[0])
@@ -141,9 +144,12 @@ func indexSeps(data []byte, seps [][]byte) (start, end int) {
 		if i < 0 {
 			continue
 		}
-		// The earliest end wins; on a tie the shorter separator, as asyncio,
-		// which tries them shortest first.
-		if e := i + len(sep); end < 0 || e < end || (e == end && i > start) {
+		// The earliest end wins. On a tie ReadUntil takes the shorter separator,
+		// as asyncio does (it tries them shortest first): the result is the same
+		// and only the limit check sees the difference. A Delimited frame takes
+		// the longer, so "\r\n" is not left on a payload ending at "\n".
+		e := i + len(sep)
+		if end < 0 || e < end || (e == end && (i < start) == preferLong) {
 			start, end = i, e
 		}
 	}
@@ -157,7 +163,8 @@ type skipState struct {
 }
 
 // settleSkip discards what skipState asks for, reading as needed. EOF ends the
-// skipping quietly: the caller's read then sees EOF itself.
+// skipping quietly, discarding what is left of the skipped record (a tail that
+// could have begun a separator): the caller's read then sees EOF itself.
 func (r *Reader) settleSkip(ctx context.Context) error {
 	for r.skip.n > 0 || r.skip.seps != nil {
 		if r.skip.n > 0 {
@@ -169,9 +176,12 @@ func (r *Reader) settleSkip(ctx context.Context) error {
 		} else if r.skipThroughSep() {
 			continue
 		}
-		if err := r.fill(ctx); err == io.EOF {
+		if r.err == io.EOF {
+			r.consume(r.w - r.r)
 			r.skip = skipState{}
-		} else if err != nil {
+			return nil
+		}
+		if err := r.fill(ctx); err != nil && err != io.EOF {
 			return err
 		}
 	}
@@ -182,7 +192,7 @@ func (r *Reader) settleSkip(ctx context.Context) error {
 // reports true, or discards all but the tail where a separator could still begin
 // and reports false.
 func (r *Reader) skipThroughSep() bool {
-	if _, e := indexSeps(r.buf[r.r:r.w], r.skip.seps); e >= 0 {
+	if _, e := indexSeps(r.buf[r.r:r.w], r.skip.seps, true); e >= 0 {
 		r.consume(e)
 		r.skip.seps = nil
 		return true

@@ -360,11 +360,11 @@ func (r *Reader) await(ctx context.Context, n int) error {
 	}
 	r.reserve(n)
 	for r.w-r.r < n {
-		err := r.fill(ctx)
-		if err == io.EOF {
-			return &IncompleteReadError{Partial: r.takeAll(), Expected: n}
-		}
-		if err != nil {
+		// A read may return data with io.EOF: count the data before the EOF.
+		if err := r.fill(ctx); err != nil && r.w-r.r < n {
+			if err == io.EOF {
+				return &IncompleteReadError{Partial: r.takeAll(), Expected: n}
+			}
 			return err
 		}
 	}
