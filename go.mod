@@ -7,6 +7,7 @@ require (
 	github.com/sourcegraph/conc v0.3.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.43.0
+	golang.org/x/sys v0.35.0
 )
 
 require github.com/matryer/is v1.4.1
