@@ -511,9 +511,13 @@ func (s *Server) serveConn(ctx context.Context, c *Conn) {
 	defer s.releaseSlot()
 	defer s.forget(c)
 	peer := peerName(c)
-	// TLS: with WithTLS, the server-side handshake (bounded by the handshake
-	// timeout) goes here, before the handler runs; on failure, log it with peer
-	// and return, which closes c below.
+	// With WithTLS the handshake runs here, in c's own goroutine and bounded by
+	// the handshake timeout, so a silent peer holds nothing else up. On failure
+	// c is already closed.
+	if err := c.serverHandshake(ctx); err != nil {
+		s.log.Debug("sluice: TLS handshake", "peer", peer, "err", err)
+		return
+	}
 	var err error
 	if r := panics.Try(func() { err = s.handler(ctx, c) }); r != nil {
 		s.log.Error("sluice: handler panic", "peer", peer, "panic", r.Value, "stack", string(r.Stack))
