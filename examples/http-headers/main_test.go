@@ -17,7 +17,12 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 // server starts a local HTTP or HTTPS server that records the requests it gets
 // and writes the certificate of an HTTPS one to a PEM file.
