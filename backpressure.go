@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sourcegraph/conc"
@@ -33,6 +34,8 @@ type writeQueue struct {
 	high, low int        // watermarks
 	paused    bool       // size passed high and has not fallen to low yet
 	running   bool       // a writer goroutine is draining the queue
+	armed     bool       // timer will run backstop
+	sending   bool       // a taken batch is being written, by the writer or sendNow
 	err       error      // the first write error; sticky
 	closed    bool       // Close or Abort began: no new writes
 	eof       eofState
@@ -42,9 +45,17 @@ type writeQueue struct {
 	// closes or the deadline changes; nil while no one waits.
 	wake chan struct{}
 
-	out      net.Conn       // where the writer sends; StartTLS swaps it
-	writer   conc.WaitGroup // the writer goroutine
-	writerFn func()         // the writer's loop, bound once
+	out    net.Conn        // where the writer sends; StartTLS swaps it
+	raw    syscall.RawConn // out's descriptor for sendNow; nil over TLS or a non-socket
+	reader *Reader         // the Conn's reading half, whose reads call sendNow
+	// sendNow's one write(2): writeOnceRaw bound once, and its arguments.
+	writeOnceFn func(fd uintptr) bool
+	onceBuf     []byte
+	onceN       int
+	onceErr     error
+	timer       *time.Timer    // runs backstop; made on first use
+	writer      conc.WaitGroup // the writer goroutine
+	writerFn    func()         // the writer's loop, bound once
 }
 
 type eofState uint8
@@ -117,6 +128,7 @@ func (q *writeQueue) admit(n int) error {
 			return nil
 		default:
 			q.paused = true
+			q.startLocked() // the queue is full: no read will come to send it
 		}
 		if err := q.waitLocked(context.Background(), q.deadline); err != nil {
 			return err
@@ -134,7 +146,44 @@ func (q *writeQueue) appendLocked(bufs ...[]byte) {
 	if q.size > q.high {
 		q.paused = true
 	}
-	q.startLocked()
+	q.scheduleLocked()
+}
+
+// backstopDelay bounds how long queued data waits for the Conn's next read to
+// send it before the writer goroutine is started anyway.
+const backstopDelay = time.Millisecond
+
+// scheduleLocked makes sure what is queued will be sent. Usually it starts the
+// writer goroutine. But where the Conn has been read and no read is under way,
+// reads and writes alternate, most likely on one goroutine (a request/response
+// client, a server handler), and the next read will send the queue itself
+// (sendNow) before it blocks: starting a goroutine for a 64-byte reply would
+// wake another core and cost more than the reply's round trip saves. The
+// backstop timer starts the writer if no read comes within backstopDelay; it is
+// armed at most once per backstopDelay, so it costs nothing per message.
+func (q *writeQueue) scheduleLocked() {
+	switch {
+	case q.running:
+	case q.reader == nil || q.raw == nil || q.reader.blocking.Load() || !q.reader.used.Load():
+		q.startLocked()
+	case !q.armed:
+		q.armed = true
+		if q.timer == nil {
+			q.timer = time.AfterFunc(backstopDelay, q.backstop)
+		} else {
+			q.timer.Reset(backstopDelay)
+		}
+	}
+}
+
+// backstop starts the writer for what no read has sent.
+func (q *writeQueue) backstop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.armed = false
+	if !q.sending {
+		q.startLocked()
+	}
 }
 
 // reserveLocked makes room in pending for n more bytes. Capacity doubles but
@@ -165,15 +214,16 @@ func (q *writeQueue) startLocked() {
 func (q *writeQueue) drainLoop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.err == nil && len(q.pending) > 0 {
-		batch, out := q.pending, q.out
-		q.pending, q.spare = q.spare[:0], nil
+	// While sendNow is sending inline, leave the queue to it: it starts a writer
+	// again if it leaves anything behind.
+	for q.err == nil && len(q.pending) > 0 && !q.sending {
+		batch, out := q.takeLocked()
 		q.mu.Unlock()
-		_, err := out.Write(batch)
+		n, err := out.Write(batch)
 		q.mu.Lock()
-		q.sentLocked(batch, err)
+		q.sentLocked(batch, n, err)
 	}
-	if q.err == nil && q.eof == eofWanted {
+	if q.err == nil && q.eof == eofWanted && !q.sending && len(q.pending) == 0 {
 		q.mu.Unlock()
 		err := q.out.(interface{ CloseWrite() error }).CloseWrite()
 		q.mu.Lock()
@@ -192,9 +242,27 @@ func (q *writeQueue) drainLoop() {
 	q.broadcastLocked()
 }
 
-// sentLocked accounts for a batch handed to the kernel (or failed).
-func (q *writeQueue) sentLocked(batch []byte, err error) {
-	q.size -= len(batch)
+// takeLocked takes everything pending as the next batch to send and marks it
+// being sent.
+func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
+	batch, out = q.pending, q.out
+	q.pending, q.spare = q.spare[:0], nil
+	q.sending = true
+	return batch, out
+}
+
+// sentLocked accounts for a batch of which n bytes were handed to the kernel;
+// the rest, unless err says it cannot be sent, goes back to the front of the
+// queue.
+func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
+	q.sending = false
+	q.size -= n
+	switch rest := batch[n:]; {
+	case err != nil:
+		q.size -= len(rest) // dropped, as failLocked drops pending
+	case len(rest) > 0:
+		q.pending = append(append(make([]byte, 0, len(rest)+len(q.pending)), rest...), q.pending...)
+	}
 	if q.spare == nil {
 		q.spare = batch
 	}
@@ -223,7 +291,11 @@ func (q *writeQueue) failLocked(err error) {
 
 // Write queues a copy of p and returns len(p), without a syscall while the queued
 // bytes stay within the high watermark; the Conn's writer goroutine sends them in
-// the background. A Write that would take the queue past the high watermark
+// the background. Where reads and writes alternate (a request/response client, a
+// server handler), the Conn's next read, before it blocks, sends the queue itself
+// with one non-blocking write(2), sparing the hand-off to the writer goroutine;
+// if no read comes within a millisecond, the writer goroutine sends it. Flush,
+// Drain and Close start it at once. A Write that would take the queue past the high watermark
 // blocks until it fits; an empty queue always admits one Write, however large, so
 // memory is bounded by the high watermark plus one write. The block ends when room
 // is made, the write deadline passes (a timeout error, nothing queued), or the
@@ -279,6 +351,7 @@ func (c *Conn) Drain(ctx context.Context) error {
 		case !q.paused:
 			return nil
 		}
+		q.startLocked()
 		if err := q.waitLocked(ctx, time.Time{}); err != nil {
 			return err
 		}
@@ -302,6 +375,7 @@ func (c *Conn) Flush(ctx context.Context) error {
 // the deadline passes.
 func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time) error {
 	for q.err == nil && (q.size > 0 || q.eof == eofWanted) {
+		q.startLocked()
 		if err := q.waitLocked(ctx, deadline); err != nil {
 			return err
 		}
@@ -374,4 +448,48 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	q.deadline = t
 	q.broadcastLocked()
 	return nil
+}
+
+// sendNow tries once, without blocking, to hand what is queued to the kernel.
+// The Conn's reading goroutine calls it before a read that may block: in a
+// request/response exchange the reply it is about to wait for needs the request
+// sent first, and sending it here saves the hand-off to the writer goroutine
+// (which, finding the queue empty, just ends). Whatever the socket does not take
+// at once stays queued for the writer goroutine, which Write has started.
+func (q *writeQueue) sendNow() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.raw == nil || q.sending || q.err != nil || q.upgrading || len(q.pending) == 0 {
+		return
+	}
+	batch, _ := q.takeLocked()
+	q.mu.Unlock()
+	n, err := q.writeOnce(batch)
+	q.mu.Lock()
+	q.sentLocked(batch, n, err)
+	q.startLocked() // for what it left, or what was queued meanwhile
+}
+
+// writeOnce makes one non-blocking write(2) of p on q.raw and returns what it
+// took; a full socket buffer is not an error. Only the sender (q.sending) calls
+// it, so the once* fields are its own.
+func (q *writeQueue) writeOnce(p []byte) (int, error) {
+	q.onceBuf = p
+	err := q.raw.Write(q.writeOnceFn)
+	n, werr := q.onceN, q.onceErr
+	q.onceBuf, q.onceErr = nil, nil
+	if werr == syscall.EAGAIN || werr == syscall.EINTR {
+		werr = nil
+	}
+	if err == nil && werr != nil {
+		err = os.NewSyscallError("write", werr)
+	}
+	return max(n, 0), err
+}
+
+// writeOnceRaw is writeOnce's callback: one attempt, never waiting for the
+// socket to drain.
+func (q *writeQueue) writeOnceRaw(fd uintptr) bool {
+	q.onceN, q.onceErr = syscall.Write(int(fd), q.onceBuf)
+	return true
 }

@@ -3,6 +3,8 @@ package sluice
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"errors"
 	"io"
 	"net"
@@ -308,4 +310,121 @@ func TestSetWriteBufferLimits(t *testing.T) {
 	is.NoErr(c.SetWriteBufferLimits(100, 10))
 	_, _, err := Pipe(WithWriteBufferLimits(1, 2))
 	is.True(err != nil)
+}
+
+// A Write on a Conn that has been read, while no read is under way, is left for
+// the next read to send (sendNow); with no read coming, the backstop timer
+// starts the writer goroutine, so the data still goes out.
+func TestWriteBetweenReadsIsSent(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	_, err := peer.Write([]byte("hello\n"))
+	is.NoErr(err)
+	_, err = c.ReadLine(testCtx(t))
+	is.NoErr(err)
+
+	_, err = c.Write([]byte("reply\n")) // and no read, Flush or Close follows
+	is.NoErr(err)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	got := make([]byte, 6)
+	_, err = io.ReadFull(peer, got)
+	is.NoErr(err)
+	is.Equal(string(got), "reply\n")
+}
+
+// sendNow with a full socket buffer sends what fits, keeps the rest first in
+// line, and leaves it to the writer goroutine: nothing is lost or reordered.
+func TestSendNowOnFullSocket(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	raw := c.NetConn()
+	var before int
+	for { // fill the kernel's buffers while the peer does not read
+		raw.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+		n, err := raw.Write(make([]byte, 64<<10))
+		before += n
+		if err != nil {
+			break
+		}
+	}
+	raw.SetWriteDeadline(time.Time{})
+	want := make([]byte, 256<<10)
+	for i := range want {
+		want[i] = byte(i % 251)
+	}
+	_, err := c.Write(want)
+	is.NoErr(err)
+	c.q.sendNow() // as a read about to block would
+	got := readAllAsync(peer)
+	is.NoErr(c.Close())
+	b := <-got
+	is.Equal(len(b), before+len(want))
+	is.True(bytes.Equal(b[before:], want))
+}
+
+// Writers, the writer goroutine and a reader's inline sends interleave without
+// reordering any Write's bytes or losing any.
+func TestInlineSendsKeepOrder(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
+	const msgs = 20000
+	peerErr := make(chan error, 1)
+	go func() { // the peer checks the sequence and keeps c's reader waking up
+		var seq uint32
+		buf := make([]byte, 4)
+		for seq < msgs {
+			if _, err := io.ReadFull(peer, buf); err != nil {
+				peerErr <- err
+				return
+			}
+			if got := binary.BigEndian.Uint32(buf); got != seq {
+				peerErr <- fmt.Errorf("message %d arrived as %d", seq, got)
+				return
+			}
+			if seq++; seq%64 == 0 {
+				peer.Write([]byte{'\n'})
+			}
+		}
+		peerErr <- nil
+	}()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for _, err := range c.Lines(context.Background()) {
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for i := uint32(0); i < msgs; i++ {
+		var m [4]byte
+		binary.BigEndian.PutUint32(m[:], i)
+		_, err := c.Write(m[:])
+		is.NoErr(err)
+	}
+	is.NoErr(<-peerErr)
+	c.Abort()
+	<-readerDone
+}
+
+// A batch the socket took only part of goes back in front of what was queued
+// while it was being sent.
+func TestPartialSendRequeuesFirst(t *testing.T) {
+	is := is.New(t)
+	q := &writeQueue{high: 1 << 10}
+	q.pending = []byte("abcdef")
+	q.size = 6
+	batch, _ := q.takeLocked()
+	q.pending = append(q.pending, "new"...) // a Write during the send
+	q.size += 3
+	q.sentLocked(batch, 2, nil)
+	is.Equal(string(q.pending), "cdefnew")
+	is.Equal(q.size, 7)
+	is.True(!q.sending)
+
+	batch, _ = q.takeLocked()
+	q.sentLocked(batch, 1, errors.New("reset")) // a failed send drops the rest
+	is.Equal(q.size, 0)
+	is.Equal(len(q.pending), 0)
+	is.True(q.err != nil)
 }

@@ -73,6 +73,13 @@ func newConn(nc net.Conn, cfg *config) *Conn {
 	c.q.high, c.q.low = cfg.high, cfg.low
 	c.q.out = nc
 	c.q.writerFn = c.q.drainLoop
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.q.raw, c.q.reader = raw, &c.Reader
+			c.q.writeOnceFn = c.q.writeOnceRaw
+			c.Reader.beforeBlock = c.q.sendNow
+		}
+	}
 	return c
 }
 

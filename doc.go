@@ -62,7 +62,9 @@
 // the queue is below its high watermark (WithWriteBufferLimits, default 64 KiB
 // high, 16 KiB low). A writer goroutine, alive only while there is something to
 // send, hands everything queued to the kernel in one write, so many small writes
-// cost one syscall. Drain has asyncio's hysteresis: once the queue has passed the
+// cost one syscall. Where reads and writes alternate, the next read sends the
+// queue itself before it blocks, so a request/response exchange costs no more
+// than with a bufio.Writer flushed by hand. Drain has asyncio's hysteresis: once the queue has passed the
 // high watermark it waits until it falls to the low one. Flush waits until the
 // queue is empty. A write error sticks and is returned by the next Write, Drain,
 // Flush or Close: it is never lost. Close sends what is queued (bounded by the

@@ -45,6 +45,14 @@ type Reader struct {
 	limit int
 	skip  skipState // data to discard before the next read
 
+	// A Conn's writes and reads cooperate (see writeQueue.scheduleLocked):
+	// before a read from rd, which may block, beforeBlock sends what the
+	// writer has queued; blocking says such a read is under way, used that
+	// there has been one.
+	beforeBlock func()
+	blocking    atomic.Bool
+	used        atomic.Bool
+
 	closed atomic.Bool // the owning Conn was closed or aborted
 
 	// Cancellation: a context's end interrupts a blocked read by moving rd's read
@@ -129,15 +137,30 @@ func (r *Reader) fill(ctx context.Context) error {
 		return err
 	}
 	r.makeRoom()
+	r.enterRead()
 	r.watch(ctx)
 	n, err := r.rd.Read(r.buf[r.w:])
 	r.unwatch()
+	r.blocking.Store(false)
 	r.full = r.w+n == len(r.buf)
 	r.w += n
 	if err != nil {
 		return r.readErr(ctx, err)
 	}
 	return nil
+}
+
+// enterRead marks a read from rd under way, then lets a Conn send what its
+// writer queued: in that order, so a Write either sees the read coming or is
+// sent by it.
+func (r *Reader) enterRead() {
+	if !r.used.Load() {
+		r.used.Store(true)
+	}
+	r.blocking.Store(true)
+	if r.beforeBlock != nil {
+		r.beforeBlock()
+	}
 }
 
 // readErr classifies a failed read: a deadline is ctx's end or the user's
@@ -291,7 +314,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if len(p) >= len(r.buf) {
+			r.enterRead()
 			n, err := r.rd.Read(p)
+			r.blocking.Store(false)
 			if err != nil {
 				err = r.readErr(ctx, err)
 			}

@@ -271,6 +271,7 @@ func (q *writeQueue) hold(ctx context.Context) error {
 	}
 	q.upgrading = true
 	for q.err == nil && (q.size > 0 || q.running) {
+		q.startLocked()
 		if err := q.waitLocked(ctx, time.Time{}); err != nil {
 			q.upgrading = false
 			q.broadcastLocked()
@@ -291,7 +292,7 @@ func (q *writeQueue) release(out net.Conn, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if out != nil {
-		q.out = out
+		q.out, q.raw = out, nil // sendNow would bypass TLS
 	}
 	q.failLocked(err)
 	q.upgrading = false
