@@ -13,9 +13,40 @@ import (
 	"github.com/sourcegraph/conc"
 )
 
-// keepBufSize is the smallest write buffer kept for reuse once the queue
-// empties, whatever the high watermark.
-const keepBufSize = 4 << 10
+// Write buffers come from two pools shared by all connections, so a quiet
+// connection holds none: a queue takes a buffer when data arrives and gives its
+// buffers back once it is empty. The pools are caches, not state: sync.Pool may
+// drop what they hold at any GC.
+const (
+	smallBuf = 4 << 10  // a reply, a few messages
+	largeBuf = 64 << 10 // a burst: the default high watermark
+)
+
+var (
+	smallBufs = sync.Pool{New: func() any { return new([smallBuf]byte) }}
+	largeBufs = sync.Pool{New: func() any { return new([largeBuf]byte) }}
+)
+
+// getBuf returns an empty buffer with room for at least n bytes.
+func getBuf(n int) []byte {
+	switch {
+	case n <= smallBuf:
+		return smallBufs.Get().(*[smallBuf]byte)[:0]
+	case n <= largeBuf:
+		return largeBufs.Get().(*[largeBuf]byte)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf gives a buffer from getBuf back; one of another size is left to the GC.
+func putBuf(b []byte) {
+	switch cap(b) {
+	case smallBuf:
+		smallBufs.Put((*[smallBuf]byte)(b[:smallBuf]))
+	case largeBuf:
+		largeBufs.Put((*[largeBuf]byte)(b[:largeBuf]))
+	}
+}
 
 var (
 	errWriteAfterEOF = fmt.Errorf("sluice: write after WriteEOF: %w", net.ErrClosed)
@@ -186,18 +217,25 @@ func (q *writeQueue) backstop() {
 	}
 }
 
-// reserveLocked makes room in pending for n more bytes. Capacity doubles but
-// stays within the high watermark (unless one write is larger), so the buffers
-// are kept for reuse.
+// reserveLocked makes room in pending for n more bytes, moving to a larger
+// buffer (at least twice the size) when it must.
 func (q *writeQueue) reserveLocked(n int) {
 	if cap(q.pending)-len(q.pending) >= n {
 		return
 	}
-	need := len(q.pending) + n
-	c := min(max(2*cap(q.pending), keepBufSize), max(q.high, keepBufSize))
-	buf := make([]byte, len(q.pending), max(c, need))
-	copy(buf, q.pending)
+	buf := append(getBuf(max(len(q.pending)+n, 2*cap(q.pending))), q.pending...)
+	putBuf(q.pending)
 	q.pending = buf
+}
+
+// releaseBufsLocked gives the buffers of an empty, idle queue back to the pools.
+func (q *writeQueue) releaseBufsLocked() {
+	if len(q.pending) > 0 || q.sending || q.running {
+		return
+	}
+	putBuf(q.pending)
+	putBuf(q.spare)
+	q.pending, q.spare = nil, nil
 }
 
 func (q *writeQueue) startLocked() {
@@ -230,15 +268,8 @@ func (q *writeQueue) drainLoop() {
 		q.eof = eofSent
 		q.failLocked(err)
 	}
-	// Keep the buffers for the next burst, up to the high watermark; a one-off
-	// large write's buffer is given back.
-	if keep := max(keepBufSize, q.high); cap(q.spare) > keep {
-		q.spare = nil
-	}
-	if keep := max(keepBufSize, q.high); cap(q.pending) > keep && len(q.pending) == 0 {
-		q.pending = nil
-	}
 	q.running = false
+	q.releaseBufsLocked()
 	q.broadcastLocked()
 }
 
@@ -468,6 +499,7 @@ func (q *writeQueue) sendNow() {
 	q.mu.Lock()
 	q.sentLocked(batch, n, err)
 	q.startLocked() // for what it left, or what was queued meanwhile
+	q.releaseBufsLocked()
 }
 
 // writeOnce makes one non-blocking write(2) of p on q.raw and returns what it

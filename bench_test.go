@@ -6,6 +6,10 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -352,4 +356,129 @@ func BenchmarkEcho(b *testing.B) {
 			}
 		}
 	})
+}
+
+// idleConns is how many connections BenchmarkIdleConn holds open at once.
+const idleConns = 2000
+
+// BenchmarkIdleConn measures what an idle connection costs a server in memory
+// (heap and goroutine stacks), as asyncio_streams_bench.py's idle-mem does: each
+// client sends one line, and the server's handler reads it and blocks reading
+// the next. The clients are bare sockets, so only the server side is counted.
+// Beside sluice: a plain goroutine-per-connection server reading into a 512-byte
+// buffer, and one reading lines with bufio.Reader. The figure is the bytes/conn
+// metric (ns/op is the time a round takes). Run each alone for steady figures:
+// go test -run X -bench 'IdleConn/sluice$' -benchtime 3x (and /plain$, /bufio$).
+func BenchmarkIdleConn(b *testing.B) {
+	b.Run("sluice", func(b *testing.B) {
+		benchIdle(b, func(ln net.Listener) func() {
+			srv, err := NewServer(ln, func(ctx context.Context, c *Conn) error {
+				for _, err := range c.Lines(ctx) {
+					if err != nil {
+						return err
+					}
+					seen.Add(1)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func() { srv.Shutdown(context.Background()) }
+		})
+	})
+	b.Run("plain", func(b *testing.B) {
+		benchIdle(b, plainServer(func(nc net.Conn) {
+			buf := make([]byte, 512)
+			for {
+				if _, err := nc.Read(buf); err != nil {
+					return
+				}
+				seen.Add(1)
+			}
+		}))
+	})
+	b.Run("bufio", func(b *testing.B) {
+		benchIdle(b, plainServer(func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			for {
+				if _, err := br.ReadSlice('\n'); err != nil {
+					return
+				}
+				seen.Add(1)
+			}
+		}))
+	})
+}
+
+// plainServer returns a goroutine-per-connection server running handle.
+func plainServer(handle func(net.Conn)) func(net.Listener) func() {
+	return func(ln net.Listener) func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer nc.Close()
+					handle(nc)
+				}()
+			}
+		}()
+		return func() { ln.Close(); wg.Wait() }
+	}
+}
+
+// seen counts the lines the idle servers' handlers have read.
+var seen atomic.Int64
+
+func benchIdle(b *testing.B, serve func(net.Listener) (stop func())) {
+	seen.Store(0)
+	var perConn float64
+	for i := 0; i < b.N; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		stop := serve(ln)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fds := make([]int, 0, idleConns)
+		for j := 0; j < idleConns; j++ {
+			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+			if err == nil {
+				fds = append(fds, fd)
+				err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+			}
+			if err == nil {
+				_, err = syscall.Write(fd, []byte("hello\n"))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Wait until every handler has read its line and gone back to reading:
+		// then a GC finds the steady state.
+		for seen.Load() < int64(idleConns*(i+1)) {
+			runtime.Gosched()
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
+		perConn += float64(used) / idleConns
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+		stop()
+	}
+	b.ReportMetric(perConn/float64(b.N), "bytes/conn")
 }

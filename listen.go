@@ -15,6 +15,7 @@ import (
 
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/panics"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,7 +92,11 @@ type Server struct {
 	finished  chan struct{}                // closed once closed && loopsDone && live == 0
 
 	loops conc.WaitGroup // the accept loops: Close waits for them
-	wg    conc.WaitGroup // connection and closer goroutines: WaitClosed waits for them
+	// Connection and closer goroutines: WaitClosed waits for them. An errgroup
+	// rather than a conc.WaitGroup: a handler's panic is caught (and logged)
+	// around the handler itself, and one frame less lies beneath every idle
+	// connection's blocked read.
+	wg errgroup.Group
 }
 
 // listener is a listening socket and, for a Unix socket that Listen bound, the
@@ -392,9 +397,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // for it with a context. Call it with s.mu held.
 func (s *Server) goLocked(f func()) {
 	s.live++
-	s.wg.Go(func() {
+	s.wg.Go(func() error {
 		defer s.exited()
 		f()
+		return nil
+	})
+}
+
+// serveLocked starts c's goroutine, counted in live like goLocked's, without
+// goLocked's wrapper: one frame less beneath the handler.
+func (s *Server) serveLocked(ctx context.Context, c *Conn) {
+	s.live++
+	s.wg.Go(func() error {
+		s.serveConn(ctx, c)
+		return nil
 	})
 }
 
@@ -497,31 +513,62 @@ func (s *Server) handle(nc net.Conn) {
 	c := newConn(nc, s.cfg)
 	c.accepted = true
 	ctx, cancel := context.WithCancel(s.base)
+	// The Server closes c whenever it cancels ctx (CloseClients, AbortClients,
+	// the handler's return), which ends a blocked read as well: reads with ctx
+	// need not watch it.
+	c.Reader.closesWith = ctx.Done()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns[c] = cancel
 	// Owned by the Server: WaitClosed waits for it. It ends when the handler
 	// has returned and c is closed; CloseClients and AbortClients close c, which
 	// ends the handler's reads and writes, and cancel ctx.
-	s.goLocked(func() { s.serveConn(ctx, c) })
+	s.serveLocked(ctx, c)
 }
 
-// serveConn runs the handler for c, logs how it ended, and closes c.
+// serveConn runs the handler for c, logs how it ended, and closes c. Its frame,
+// and those below the handler, are kept small: they sit beneath every idle
+// connection's blocked read, and a goroutine whose stack outgrows 2 KiB takes
+// 4 KiB.
 func (s *Server) serveConn(ctx context.Context, c *Conn) {
+	r, err := s.runHandler(ctx, c)
+	s.finishConn(ctx, c, r, err)
+}
+
+// runHandler runs the TLS handshake (with WithTLS; bounded by the handshake
+// timeout, in c's own goroutine, so a silent peer holds nothing else up), then
+// the handler, catching a panic.
+func (s *Server) runHandler(ctx context.Context, c *Conn) (r *panics.Recovered, err error) {
+	if err := c.serverHandshake(ctx); err != nil {
+		return nil, &handshakeError{err}
+	}
+	r = panics.Try(func() { err = s.handler(ctx, c) })
+	return r, err
+}
+
+// handshakeError marks a failed TLS handshake, for the log.
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Error() string { return "sluice: TLS handshake: " + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+// finishConn logs how c's handler ended (a panic with its stack, an error, a
+// failed handshake), closes c and forgets it.
+//
+//go:noinline
+func (s *Server) finishConn(ctx context.Context, c *Conn, r *panics.Recovered, err error) {
+	defer s.exited()
 	defer s.releaseSlot()
 	defer s.forget(c)
 	peer := peerName(c)
-	// With WithTLS the handshake runs here, in c's own goroutine and bounded by
-	// the handshake timeout, so a silent peer holds nothing else up. On failure
-	// c is already closed.
-	if err := c.serverHandshake(ctx); err != nil {
-		s.log.Debug("sluice: TLS handshake", "peer", peer, "err", err)
-		return
-	}
-	var err error
-	if r := panics.Try(func() { err = s.handler(ctx, c) }); r != nil {
+	var hs *handshakeError
+	switch {
+	case r != nil:
 		s.log.Error("sluice: handler panic", "peer", peer, "panic", r.Value, "stack", string(r.Stack))
-	} else if err != nil {
+	case errors.As(err, &hs):
+		s.log.Debug("sluice: TLS handshake", "peer", peer, "err", hs.err)
+		return // c is closed already
+	case err != nil:
 		level := slog.LevelError
 		if peerLeft(err) || ctx.Err() != nil {
 			level = slog.LevelDebug

@@ -57,9 +57,10 @@ type Reader struct {
 
 	// Cancellation: a context's end interrupts a blocked read by moving rd's read
 	// deadline into the past (context.AfterFunc), then restoring the user's.
-	dl          readDeadliner // rd's SetReadDeadline, or nil: then ctx is checked between reads
-	interruptFn func()        // r.interrupt, bound once
-	stopWatch   func() bool   // the armed AfterFunc's stop, or nil
+	dl          readDeadliner   // rd's SetReadDeadline, or nil: then ctx is checked between reads
+	closesWith  <-chan struct{} // a Done channel whose closing comes with the Conn's own close: not watched
+	interruptFn func()          // r.interrupt, bound once
+	stopWatch   func() bool     // the armed AfterFunc's stop, or nil
 	watchWG     sync.WaitGroup
 	dmu         sync.Mutex // guards deadline and interrupted
 	deadline    time.Time  // the user's read deadline
@@ -248,7 +249,7 @@ func (r *Reader) takeAll() []byte {
 // watch arms ctx to interrupt the read about to start; unwatch disarms it. A
 // context that can never end costs nothing.
 func (r *Reader) watch(ctx context.Context) {
-	if r.dl == nil || ctx.Done() == nil {
+	if done := ctx.Done(); r.dl == nil || done == nil || done == r.closesWith {
 		return
 	}
 	r.watchWG.Add(1)
