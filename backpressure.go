@@ -212,7 +212,7 @@ func (q *writeQueue) backstop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.armed = false
-	if !q.sending {
+	if !q.sending && !q.closed { // Close starts the writer itself; Abort drops the queue
 		q.startLocked()
 	}
 }
