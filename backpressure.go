@@ -56,9 +56,11 @@ var (
 // writeQueue is a Conn's bounded, byte-counted write buffer. Writes append to
 // pending; a writer goroutine, started when there is something to send and ending
 // when the queue is empty, takes the whole of pending at once and sends it with a
-// single write, so many small writes cost one syscall.
+// single write, so many small writes cost one syscall. The Conn's reads may send
+// it first (sendNow, scheduleLocked). One batch is sent at a time (sending), so
+// the bytes keep their order.
 type writeQueue struct {
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex // guards the fields up to timer
 	pending   []byte     // accepted, not yet taken by the writer
 	spare     []byte     // a sent batch, kept for reuse
 	size      int        // bytes accepted and not yet handed to the kernel
@@ -79,14 +81,17 @@ type writeQueue struct {
 	out    net.Conn        // where the writer sends; StartTLS swaps it
 	raw    syscall.RawConn // out's descriptor for sendNow; nil over TLS or a non-socket
 	reader *Reader         // the Conn's reading half, whose reads call sendNow
-	// sendNow's one write(2): writeOnceRaw bound once, and its arguments.
+	timer  *time.Timer     // runs backstop; made on first use
+
+	// sendNow's one write(2): writeOnceRaw bound once, and its arguments, used
+	// only by the goroutine that set sending.
 	writeOnceFn func(fd uintptr) bool
 	onceBuf     []byte
 	onceN       int
 	onceErr     error
-	timer       *time.Timer    // runs backstop; made on first use
-	writer      conc.WaitGroup // the writer goroutine
-	writerFn    func()         // the writer's loop, bound once
+
+	writer   conc.WaitGroup // the writer goroutine
+	writerFn func()         // the writer's loop, bound once
 }
 
 type eofState uint8
@@ -262,8 +267,9 @@ func (q *writeQueue) drainLoop() {
 		q.sentLocked(batch, n, err)
 	}
 	if q.err == nil && q.eof == eofWanted && !q.sending && len(q.pending) == 0 {
+		out := q.out.(interface{ CloseWrite() error })
 		q.mu.Unlock()
-		err := q.out.(interface{ CloseWrite() error }).CloseWrite()
+		err := out.CloseWrite()
 		q.mu.Lock()
 		q.eof = eofSent
 		q.failLocked(err)
@@ -292,7 +298,9 @@ func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
 	case err != nil:
 		q.size -= len(rest) // dropped, as failLocked drops pending
 	case len(rest) > 0:
-		q.pending = append(append(make([]byte, 0, len(rest)+len(q.pending)), rest...), q.pending...)
+		buf := append(append(getBuf(len(rest)+len(q.pending)), rest...), q.pending...)
+		putBuf(q.pending)
+		q.pending = buf
 	}
 	if q.spare == nil {
 		q.spare = batch
@@ -494,20 +502,21 @@ func (q *writeQueue) sendNow() {
 		return
 	}
 	batch, _ := q.takeLocked()
+	raw := q.raw
 	q.mu.Unlock()
-	n, err := q.writeOnce(batch)
+	n, err := q.writeOnce(raw, batch)
 	q.mu.Lock()
 	q.sentLocked(batch, n, err)
 	q.startLocked() // for what it left, or what was queued meanwhile
 	q.releaseBufsLocked()
 }
 
-// writeOnce makes one non-blocking write(2) of p on q.raw and returns what it
+// writeOnce makes one non-blocking write(2) of p on raw and returns what it
 // took; a full socket buffer is not an error. Only the sender (q.sending) calls
 // it, so the once* fields are its own.
-func (q *writeQueue) writeOnce(p []byte) (int, error) {
+func (q *writeQueue) writeOnce(raw syscall.RawConn, p []byte) (int, error) {
 	q.onceBuf = p
-	err := q.raw.Write(q.writeOnceFn)
+	err := raw.Write(q.writeOnceFn)
 	n, werr := q.onceN, q.onceErr
 	q.onceBuf, q.onceErr = nil, nil
 	if werr == syscall.EAGAIN || werr == syscall.EINTR {
