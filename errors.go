@@ -37,6 +37,7 @@ type IncompleteReadError struct {
 	Expected int    // the bytes wanted, or -1 where not known (ReadUntil)
 }
 
+// Error returns asyncio's message: how many bytes were read of how many.
 func (e *IncompleteReadError) Error() string {
 	exp := "undefined"
 	if e.Expected >= 0 {
@@ -62,6 +63,7 @@ type LimitOverrunError struct {
 	Consumed int
 }
 
+// Error returns the message, with Consumed.
 func (e *LimitOverrunError) Error() string {
 	return fmt.Sprintf("%v (consumed %d bytes)", ErrLimitOverrun, e.Consumed)
 }
@@ -77,6 +79,7 @@ type FrameTooLargeError struct {
 	Max  int64
 }
 
+// Error returns the message, with the announced size and the maximum.
 func (e *FrameTooLargeError) Error() string {
 	return fmt.Sprintf("sluice: frame too large: %d bytes announced, maximum %d", e.Size, e.Max)
 }
