@@ -426,8 +426,8 @@ func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time) error 
 // set_write_buffer_limits). low > high or a negative value is an error. Waiting
 // writers and drainers re-check against the new limits.
 func (c *Conn) SetWriteBufferLimits(high, low int) error {
-	if low < 0 || high < low {
-		return errBadLimits
+	if err := checkLimits(high, low); err != nil {
+		return err
 	}
 	q := &c.q
 	q.mu.Lock()

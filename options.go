@@ -2,7 +2,6 @@ package sluice
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -93,8 +92,14 @@ func (cfg *config) fail(format string, args ...any) {
 	}
 }
 
-// errBadLimits is returned for watermarks where low > high or either is negative.
-var errBadLimits = errors.New("sluice: write buffer limits need 0 <= low <= high")
+// checkLimits returns an error unless 0 <= low <= high, for WithWriteBufferLimits
+// and Conn.SetWriteBufferLimits.
+func checkLimits(high, low int) error {
+	if low < 0 || high < low {
+		return fmt.Errorf("sluice: write buffer limits need 0 <= low <= high, got high %d, low %d", high, low)
+	}
+	return nil
+}
 
 // WithLimit sets the reader limit in bytes (asyncio's limit=): the longest line or
 // separator-terminated record ReadLine, ReadUntil and Lines accept. Default 64 KiB.
@@ -114,8 +119,10 @@ func WithLimit(n int) Option {
 // or low > high are an error.
 func WithWriteBufferLimits(high, low int) Option {
 	return func(cfg *config) {
-		if low < 0 || high < low {
-			cfg.fail("write buffer limits need 0 <= low <= high, got high %d, low %d", high, low)
+		if err := checkLimits(high, low); err != nil {
+			if cfg.err == nil {
+				cfg.err = err
+			}
 			return
 		}
 		cfg.high, cfg.low = high, low

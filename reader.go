@@ -138,11 +138,7 @@ func (r *Reader) fill(ctx context.Context) error {
 		return err
 	}
 	r.makeRoom()
-	r.enterRead()
-	r.watch(ctx)
-	n, err := r.rd.Read(r.buf[r.w:])
-	r.unwatch()
-	r.blocking.Store(false)
+	n, err := r.readRaw(ctx, r.buf[r.w:])
 	r.full = r.w+n == len(r.buf)
 	r.w += n
 	if err != nil {
@@ -151,17 +147,21 @@ func (r *Reader) fill(ctx context.Context) error {
 	return nil
 }
 
-// enterRead marks a read from rd under way, then lets a Conn send what its
-// writer queued: in that order, so a Write either sees the read coming or is
-// sent by it.
-func (r *Reader) enterRead() {
+// readRaw makes one read from rd into p, which ctx's end interrupts. It first
+// marks the read under way, then lets a Conn send what its writer queued: in
+// that order, so a Write either sees the read coming or is sent by it.
+func (r *Reader) readRaw(ctx context.Context, p []byte) (int, error) {
 	if !r.used.Load() {
 		r.used.Store(true)
 	}
 	r.blocking.Store(true)
+	defer r.blocking.Store(false)
 	if r.beforeBlock != nil {
 		r.beforeBlock()
 	}
+	r.watch(ctx)
+	defer r.unwatch()
+	return r.rd.Read(p)
 }
 
 // readErr classifies a failed read: a deadline is ctx's end or the user's
@@ -315,9 +315,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if len(p) >= len(r.buf) {
-			r.enterRead()
-			n, err := r.rd.Read(p)
-			r.blocking.Store(false)
+			n, err := r.readRaw(ctx, p)
 			if err != nil {
 				err = r.readErr(ctx, err)
 			}
