@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -388,7 +387,7 @@ func BenchmarkIdleConn(b *testing.B) {
 		})
 	})
 	b.Run("plain", func(b *testing.B) {
-		benchIdle(b, plainServer(func(nc net.Conn) {
+		benchIdle(b, serveRaw(func(nc net.Conn) {
 			buf := make([]byte, 512)
 			for {
 				if _, err := nc.Read(buf); err != nil {
@@ -399,7 +398,7 @@ func BenchmarkIdleConn(b *testing.B) {
 		}))
 	})
 	b.Run("bufio", func(b *testing.B) {
-		benchIdle(b, plainServer(func(nc net.Conn) {
+		benchIdle(b, serveRaw(func(nc net.Conn) {
 			br := bufio.NewReader(nc)
 			for {
 				if _, err := br.ReadSlice('\n'); err != nil {
@@ -409,30 +408,6 @@ func BenchmarkIdleConn(b *testing.B) {
 			}
 		}))
 	})
-}
-
-// plainServer returns a goroutine-per-connection server running handle.
-func plainServer(handle func(net.Conn)) func(net.Listener) func() {
-	return func(ln net.Listener) func() {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				nc, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer nc.Close()
-					handle(nc)
-				}()
-			}
-		}()
-		return func() { ln.Close(); wg.Wait() }
-	}
 }
 
 // seen counts the lines the idle servers' handlers have read.

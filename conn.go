@@ -2,59 +2,50 @@ package sluice
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 )
 
+// errClosed is returned after the Conn's own Close or Abort. It matches
+// net.ErrClosed.
+var errClosed = fmt.Errorf("sluice: %w", net.ErrClosed)
+
 // Conn is a stream connection (asyncio's StreamReader and StreamWriter pair): a
-// net.Conn whose reading half is an embedded Reader (ReadLine, ReadUntil,
-// ReadExactly, Lines, Chunks, Frames, ...) and whose writes go through a bounded,
-// byte-counted queue drained by a writer goroutine (Write, Drain, Flush).
+// net.Conn with buffered, context-taking reads (ReadLine, ReadUntil,
+// ReadExactly, Lines, Frames, ...) and writes that go through a bounded,
+// byte-counted queue (Write, Drain, Flush).
 //
 // A Conn owns its net.Conn. One goroutine reads at a time; writes, Drain, Flush,
-// Close and the deadline setters are safe from any goroutine. A quiet Conn holds
-// no goroutine and no write buffer; its read buffer exists from the first read
-// and starts at 512 bytes.
+// Close, Stats and the deadline setters are safe from any goroutine. A quiet Conn
+// holds no goroutine and no write buffer, and over a Unix socket (TCP, Unix) no
+// read buffer either.
 type Conn struct {
-	Reader     // the reading half
-	q          writeQueue
-	raw        net.Conn // the connection as dialled or accepted; never changes
-	cfg        *config  // shared with the Server or Dial that made it; read-only
-	accepted   bool     // made by a Server: StartTLS defaults to the server side
-	tls        tlsState // the TLS layer, once there is one (tls.go)
-	teardownMu sync.Once
-	done       chan struct{} // closed when the Conn is closed and its writer has ended
+	rd    Reader     // the reading half
+	q     writeQueue // the writing half
+	raw   net.Conn   // the connection as dialled or accepted; never changes
+	cfg   *config    // shared with the Server or Dial that made it; read-only
+	o     connOptions
+	tls   atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
+	clock *activity                // WithIdleTimeout and WithMessageTimeout, or nil (timeout.go)
+	nread atomic.Int64             // bytes read (Stats)
+
+	tearOnce sync.Once
+	done     chan struct{} // closed when the Conn is closed and its writer has ended
 }
 
-// Dial connects to address on network ("tcp", "tcp4", "tcp6" or "unix") and
-// returns the Conn (asyncio's open_connection and open_unix_connection). A host
-// name is resolved and its addresses raced per RFC 8305 (see
-// WithHappyEyeballsDelay); with WithTLS the TLS handshake completes before Dial
-// returns, verifying the server's certificate for WithServerName's name, else
-// the tls.Config's ServerName, else the host part of address. ctx bounds the
-// whole dial, the handshake included (which WithTLSHandshakeTimeout bounds too);
-// its end afterwards does not affect the Conn. Errors: an invalid option,
-// ctx.Err(), the dial's own (joined over every address tried), the handshake's
-// (see StartTLS).
-func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, error) {
-	cfg, err := newConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := dialNet(ctx, network, address, cfg)
-	if err != nil {
-		return nil, err
-	}
-	c := newConn(nc, cfg)
-	if err := c.dialTLS(ctx, address); err != nil {
-		return nil, err // c is closed
-	}
-	return c, nil
+// connOptions is what the maker of a Conn (Dial, a Server) tells it at
+// construction.
+type connOptions struct {
+	accepted   bool            // made by a Server: StartTLS takes the server side
+	host       string          // the host Dial dialled: TLS's default server name
+	onClose    func()          // called once the Conn is closing (a Server cancels the handler's ctx)
+	closesWith <-chan struct{} // a Done channel closed only with the Conn: reads need not watch it
+	pre        []byte          // bytes read off nc before the Conn was made (behind a PROXY header): its first data
+	remote     net.Addr        // the peer's address to report instead of nc's (a PROXY header's), or nil
+	local      net.Addr        // likewise for the local address
 }
 
 // NewConn returns a Conn over nc (asyncio's open_connection(sock=)) and takes
@@ -64,75 +55,90 @@ func NewConn(nc net.Conn, opts ...Option) *Conn {
 	if err != nil {
 		panic(err)
 	}
-	return newConn(nc, cfg)
+	return newConn(nc, cfg, connOptions{})
 }
 
-func newConn(nc net.Conn, cfg *config) *Conn {
-	c := &Conn{raw: nc, cfg: cfg, done: make(chan struct{})}
-	c.Reader.init(nc, cfg)
-	c.q.high, c.q.low = cfg.high, cfg.low
-	c.q.out = nc
-	c.q.writerFn = c.q.drainLoop
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.q.raw, c.q.reader = raw, &c.Reader
-			c.q.writeOnceFn = c.q.writeOnceRaw
-			c.Reader.beforeBlock = c.q.sendNow
-		}
+func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
+	c := &Conn{raw: nc, cfg: cfg, o: o, done: make(chan struct{})}
+	c.clock = newActivity(cfg, c.abort)
+	rc := rawConnOf(nc)
+	c.rd.init(nc, cfg.limit, c)
+	c.rd.sticky = true
+	c.rd.closesWith = o.closesWith
+	c.rd.sock = newRawReader(rc, nc)
+	if len(o.pre) > 0 {
+		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
+		c.rd.w = len(o.pre)
 	}
+	c.q.init(nc, newRawWriter(rc, nc), cfg.high, cfg.low, c.clock)
 	return c
 }
 
-// Pipe returns two Conns connected to each other over a Unix socketpair
-// (socket.socketpair() with asyncio's open_connection(sock=)): a real socket, with
-// kernel buffering and half-close, unlike net.Pipe.
+// Pipe returns two Conns connected to each other over a socket pair
+// (socket.socketpair() with asyncio's open_connection(sock=)): a real socket,
+// with kernel buffering and half-close, unlike net.Pipe. See the package
+// documentation for what the pair is on each platform.
 func Pipe(opts ...Option) (*Conn, *Conn, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	a, b, err := socketPair()
 	if err != nil {
-		return nil, nil, os.NewSyscallError("socketpair", err)
+		return nil, nil, fmt.Errorf("sluice: pipe: %w", err)
 	}
-	a, errA := fileConn(fds[0], "sluice-pipe-a")
-	b, errB := fileConn(fds[1], "sluice-pipe-b")
-	if errA != nil || errB != nil {
-		for _, c := range []net.Conn{a, b} {
-			if c != nil {
-				c.Close()
-			}
+	return newConn(a, cfg, connOptions{}), newConn(b, cfg, connOptions{}), nil
+}
+
+// The Conn's read hook (see readHook): its reads tell the write queue when a
+// read waits, so that Write knows whether a read will come to send what it
+// queues; count what they bring; and feed the timeouts' clock.
+
+func (c *Conn) beforeWait(msg int64) {
+	c.q.readerWaiting.Store(true)
+	c.q.sendNow()
+	if c.clock != nil {
+		c.clock.waiting(msg)
+	}
+}
+
+func (c *Conn) afterRead(n int) {
+	c.q.readerWaiting.Store(false)
+	if !c.q.readerUsed.Load() {
+		c.q.readerUsed.Store(true)
+	}
+	if n > 0 {
+		c.nread.Add(int64(n))
+		if c.clock != nil {
+			c.clock.read()
 		}
-		return nil, nil, fmt.Errorf("sluice: pipe: %w", firstErr(errA, errB))
 	}
-	return newConn(a, cfg), newConn(b, cfg), nil
 }
 
-// fileConn turns a socket descriptor into a net.Conn and closes the descriptor
-// (net.FileConn works on a duplicate).
-func fileConn(fd int, name string) (net.Conn, error) {
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	return net.FileConn(f)
-}
+func (c *Conn) eofErr() error { return c.q.resetErr() }
 
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+// LocalAddr returns the local network address (asyncio's "sockname"): the one a
+// PROXY protocol header carried, where the Server read one, else the socket's.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.o.local != nil {
+		return c.o.local
 	}
-	return nil
+	return c.raw.LocalAddr()
 }
 
-// LocalAddr returns the local network address (asyncio's "sockname").
-func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
-
-// RemoteAddr returns the peer's network address (asyncio's "peername").
-func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+// RemoteAddr returns the peer's network address (asyncio's "peername"): the
+// client's as a PROXY protocol header carried it, where the Server read one,
+// else the socket's.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.o.remote != nil {
+		return c.o.remote
+	}
+	return c.raw.RemoteAddr()
+}
 
 // NetConn returns the connection the Conn was made over (asyncio's "socket"),
-// beneath any TLS. Reading or writing it directly bypasses the Conn's buffers.
+// beneath any TLS; behind a PROXY protocol header, its RemoteAddr is the
+// proxy's. Reading or writing it directly bypasses the Conn's buffers.
 func (c *Conn) NetConn() net.Conn { return c.raw }
 
 // ExtraInfo returns transport information by asyncio's get_extra_info names, or
@@ -176,55 +182,26 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // fails with a timeout error (os.ErrDeadlineExceeded); data already buffered is
 // still returned. Context-taking reads honour it too. A zero t means none.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	return c.Reader.setReadDeadline(t)
-}
-
-// transport returns where the Conn reads and writes now: raw, or TLS over it.
-func (c *Conn) transport() net.Conn {
-	c.q.mu.Lock()
-	defer c.q.mu.Unlock()
-	return c.q.out
-}
-
-// CanWriteEOF reports whether WriteEOF can half-close this Conn (asyncio's
-// can_write_eof): true over TCP and Unix sockets, false over TLS.
-func (c *Conn) CanWriteEOF() bool {
-	switch t := c.transport().(type) {
-	case *tls.Conn:
-		return false
-	case interface{ CloseWrite() error }:
-		_ = t
-		return true
-	}
-	return false
+	return c.rd.setReadDeadline(t)
 }
 
 // Close sends what is queued, then closes the connection (asyncio's close and
-// wait_closed in one). The flush is bounded by the write deadline if one is set,
-// else by WithCloseTimeout (default 30 s); past it the queued data is dropped and
-// Close reports it. Writes blocked on a full queue fail at once with an error
-// matching net.ErrClosed, as do later reads and writes. Close returns the sticky
+// wait_closed in one). Blocked reads, Drains and Writes blocked by the pause fail
+// at once with an error matching net.ErrClosed, as do later reads and writes; a
+// Server's handler ctx for the Conn is cancelled. The flush is bounded by the
+// write deadline if one is set, else by WithCloseTimeout (default 30 s); past it
+// the queued data is dropped and Close reports it. Close returns the sticky
 // write error if a send failed (a write error is never lost), a timeout error if
-// the flush was cut short, or the close's own error. A second Close returns an
-// error matching net.ErrClosed.
+// the flush was cut short, or the close's own error. On a Conn closed already
+// (by Close, Abort or a timeout) it returns why: an error matching net.ErrClosed,
+// or ErrIdleTimeout or ErrMessageTimeout.
 func (c *Conn) Close() error {
-	q := &c.q
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return errClosed
+	if !c.q.close(errClosed) {
+		return c.closeReason()
 	}
-	q.closed = true
-	q.broadcastLocked()
-	deadline := time.Now().Add(c.cfg.closeTimeout)
-	if !q.deadline.IsZero() && q.deadline.Before(deadline) {
-		deadline = q.deadline
-	}
-	err := q.flushLocked(context.Background(), deadline)
-	if err == os.ErrDeadlineExceeded {
-		err = fmt.Errorf("sluice: close: %d queued bytes dropped: %w", q.size, err)
-	}
-	q.mu.Unlock()
+	c.rd.shutdown(errClosed)
+	c.closing()
+	err := c.q.flushForClose(c.cfg.closeTimeout)
 	if cerr := c.teardown(true); err == nil {
 		err = cerr
 	}
@@ -232,16 +209,44 @@ func (c *Conn) Close() error {
 }
 
 // Abort closes the connection at once, dropping whatever is queued (asyncio's
-// transport.abort).
-func (c *Conn) Abort() {
-	q := &c.q
-	q.mu.Lock()
-	q.closed = true
-	q.size -= len(q.pending)
-	q.pending = q.pending[:0]
-	q.broadcastLocked()
-	q.mu.Unlock()
+// transport.abort). On TCP it resets the connection (SO_LINGER 0, RFC 9293's
+// ABORT), so the peer's reads fail with a reset rather than a clean EOF. Blocked
+// and later reads and writes fail with an error matching net.ErrClosed, and a
+// Server's handler ctx for the Conn is cancelled. Abort cuts short a Close that
+// is still flushing. Safe from any goroutine, and more than once.
+func (c *Conn) Abort() { c.abort(errClosed) }
+
+// abort is Abort for reason: the user's (errClosed) or a timeout's.
+func (c *Conn) abort(reason error) {
+	if c.q.close(reason) {
+		c.rd.shutdown(reason)
+	}
+	c.q.abort()
+	c.armReset()
+	c.closing()
+	c.raw.Close() // ends a graceful close under way (a TLS close_notify) too
 	c.teardown(false)
+}
+
+// armReset makes closing the socket reset a TCP connection.
+func (c *Conn) armReset() {
+	if tc, ok := c.raw.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+}
+
+// closing tells the Conn's maker that the Conn is closing.
+func (c *Conn) closing() {
+	if c.o.onClose != nil {
+		c.o.onClose()
+	}
+}
+
+// closeReason returns why the Conn is closed, or nil while it is open.
+func (c *Conn) closeReason() error {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.closeErr
 }
 
 // teardown closes the transport, which ends a blocked read or send, and waits
@@ -249,26 +254,26 @@ func (c *Conn) Abort() {
 // first. It runs once; later callers wait for it.
 func (c *Conn) teardown(graceful bool) error {
 	var err error
-	c.teardownMu.Do(func() {
-		c.Reader.closed.Store(true)
+	c.tearOnce.Do(func() {
+		if c.clock != nil {
+			c.clock.stop()
+		}
 		err = c.closeTransport(graceful)
-		c.q.writer.Wait()
+		c.q.stop()
 		close(c.done)
 	})
 	return err
 }
 
-// IsClosing reports whether Close or Abort has been called (asyncio's
-// is_closing).
+// IsClosing reports whether Close or Abort has been called, or a timeout has
+// closed the Conn (asyncio's is_closing).
 func (c *Conn) IsClosing() bool {
-	c.q.mu.Lock()
-	defer c.q.mu.Unlock()
-	return c.q.closed
+	return c.closeReason() != nil
 }
 
 // WaitClosed blocks until the Conn is closed, by Close or Abort from any
-// goroutine, and its writer goroutine has ended (asyncio's wait_closed). It
-// returns ctx.Err() if ctx ends first.
+// goroutine or by a timeout, and its writer goroutine has ended (asyncio's
+// wait_closed). It returns ctx.Err() if ctx ends first.
 func (c *Conn) WaitClosed(ctx context.Context) error {
 	select {
 	case <-c.done:

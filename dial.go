@@ -11,6 +11,36 @@ import (
 	"github.com/sourcegraph/conc"
 )
 
+// Dial connects to address on network ("tcp", "tcp4", "tcp6" or "unix") and
+// returns the Conn (asyncio's open_connection and open_unix_connection). A host
+// name is resolved and its addresses raced per RFC 8305 (see
+// WithHappyEyeballsDelay); with WithTLS the TLS handshake completes before Dial
+// returns, verifying the server's certificate for WithServerName's name, else
+// the tls.Config's ServerName, else the host part of address. ctx bounds the
+// whole dial, the handshake included (which WithTLSHandshakeTimeout bounds too);
+// its end afterwards does not affect the Conn. Errors: an invalid option,
+// ctx.Err(), the dial's own (joined over every address tried), the handshake's
+// (see StartTLS).
+func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := dialNet(ctx, network, address, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var o connOptions
+	if host, _, err := net.SplitHostPort(address); err == nil {
+		o.host = host
+	}
+	c := newConn(nc, cfg, o)
+	if err := c.dialTLS(ctx); err != nil {
+		return nil, err // c is closed
+	}
+	return c, nil
+}
+
 // dialNet connects to address on network ("tcp", "tcp4", "tcp6", "unix") per cfg.
 //
 // A TCP host name is resolved to every address of the network's family and the
@@ -86,10 +116,7 @@ type attempt struct {
 // planTCP resolves address and cfg.localAddr and returns the attempts in the
 // order they are to be started.
 func planTCP(ctx context.Context, network, address string, cfg *config) ([]attempt, error) {
-	r := cfg.resolver
-	if r == nil {
-		r = net.DefaultResolver
-	}
+	r := cfg.resolverOrDefault()
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -130,44 +157,73 @@ func resolveLocal(ctx context.Context, r *net.Resolver, network, local string) (
 	return resolveAddrs(ctx, r, network, host, port)
 }
 
-// resolveAddrs returns host's addresses of network's family, in the resolver's
-// order, each with port (a number or a service name).
+// resolveAddrs returns host's addresses of network's family, in the
+// resolver's order, each with port (a number or a service name). An empty host
+// means the loopback addresses, as getaddrinfo (which asyncio calls) gives
+// when given no host.
 func resolveAddrs(ctx context.Context, r *net.Resolver, network, host, port string) ([]netip.AddrPort, error) {
 	p, err := r.LookupPort(ctx, network, port)
 	if err != nil {
 		return nil, err
 	}
-	ips, err := lookupIPs(ctx, r, network, host)
-	if err != nil {
+	var ips []netip.Addr
+	if host == "" {
+		for _, ip := range []netip.Addr{netip.IPv6Loopback(), netip.AddrFrom4([4]byte{127, 0, 0, 1})} {
+			if familyOK(network, ip) {
+				ips = append(ips, ip)
+			}
+		}
+	} else if ips, err = resolveIPs(ctx, r, network, host); err != nil {
 		return nil, err
 	}
-	addrs := make([]netip.AddrPort, 0, len(ips))
-	for _, ip := range ips {
-		// An IPv4-mapped IPv6 address is dialled as the IPv4 address it is.
-		ip = ip.Unmap()
-		if network == "tcp" || ip.Is4() == (network == "tcp4") {
-			addrs = append(addrs, netip.AddrPortFrom(ip, uint16(p)))
-		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("no suitable address for %s on %s", host, network)
+	addrs := make([]netip.AddrPort, len(ips))
+	for i, ip := range ips {
+		addrs[i] = netip.AddrPortFrom(ip, uint16(p))
 	}
 	return addrs, nil
 }
 
-// lookupIPs returns a literal IP as it is, and resolves a name; the network
-// restricts the family asked for, as asyncio's family= does.
-func lookupIPs(ctx context.Context, r *net.Resolver, network, host string) ([]netip.Addr, error) {
-	if host == "" {
-		// getaddrinfo, which asyncio calls, gives the loopback addresses of
-		// both families when given no host.
-		return []netip.Addr{netip.IPv6Loopback(), netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
-	}
+// resolveIPs is the one name resolution of Dial and Listen: it returns host's
+// addresses of network's family ("tcp": both, as asyncio's family=0), a literal
+// IP as it is, a name as the resolver gives it (asking only for the family
+// network allows), IPv4-mapped IPv6 addresses as the IPv4 addresses they are,
+// in the resolver's order, duplicates included (Listen drops them). No address
+// left is an error.
+func resolveIPs(ctx context.Context, r *net.Resolver, network, host string) ([]netip.Addr, error) {
+	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip}, nil
+		ips = []netip.Addr{ip}
+	} else {
+		ipNet := map[string]string{"tcp4": "ip4", "tcp6": "ip6"}[network]
+		if ipNet == "" {
+			ipNet = "ip"
+		}
+		if ips, err = r.LookupNetIP(ctx, ipNet, host); err != nil {
+			return nil, err
+		}
 	}
-	ipNet := map[string]string{"tcp": "ip", "tcp4": "ip4", "tcp6": "ip6"}[network]
-	return r.LookupNetIP(ctx, ipNet, host)
+	kept := ips[:0:0]
+	for _, ip := range ips {
+		ip = ip.Unmap()
+		if familyOK(network, ip) {
+			kept = append(kept, ip)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, &net.AddrError{Err: "no suitable address", Addr: host}
+	}
+	return kept, nil
+}
+
+// familyOK reports whether ip belongs to network's address family.
+func familyOK(network string, ip netip.Addr) bool {
+	switch network {
+	case "tcp4":
+		return ip.Is4()
+	case "tcp6":
+		return ip.Is6()
+	}
+	return true
 }
 
 // pairLocal gives each remote address the first local address of its family,

@@ -450,15 +450,6 @@ func testConfig(t *testing.T, opts ...Option) (*config, *[]string) {
 	return cfg, tried
 }
 
-func needIPv6(t *testing.T) {
-	t.Helper()
-	l, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
-	l.Close()
-}
-
 // refusedPort returns a port nothing listens on, as far as one can tell.
 func refusedPort(t *testing.T) string {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 )
 
 var (
@@ -25,8 +24,20 @@ var (
 	ErrServerClosed = errors.New("sluice: server closed")
 
 	// ErrConcurrentRead is returned at once by a read started while another
-	// goroutine's read on the same Reader is blocked (asyncio raises RuntimeError).
+	// goroutine's read on the same Reader is under way (asyncio raises
+	// RuntimeError).
 	ErrConcurrentRead = errors.New("sluice: another goroutine is already reading")
+
+	// ErrIdleTimeout is why a Conn's reads and writes fail once WithIdleTimeout
+	// has closed it. It matches os.ErrDeadlineExceeded and is a net.Error whose
+	// Timeout is true.
+	ErrIdleTimeout error = &timeoutError{"sluice: idle timeout: no byte read or sent"}
+
+	// ErrMessageTimeout is why a Conn's reads and writes fail once
+	// WithMessageTimeout has closed it: a line, frame or ReadExactly/ReadUntil
+	// result took too long to arrive once its first byte had. It matches
+	// os.ErrDeadlineExceeded and is a net.Error whose Timeout is true.
+	ErrMessageTimeout error = &timeoutError{"sluice: message timeout: a message's rest did not arrive in time"}
 )
 
 // IncompleteReadError reports that the stream ended before a read was complete
@@ -86,7 +97,3 @@ func (e *FrameTooLargeError) Error() string {
 
 // Is reports whether target is ErrFrameTooLarge.
 func (e *FrameTooLargeError) Is(target error) bool { return target == ErrFrameTooLarge }
-
-// errClosed is returned after the Conn's own Close or Abort. It matches
-// net.ErrClosed.
-var errClosed = fmt.Errorf("sluice: use of closed connection: %w", net.ErrClosed)

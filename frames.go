@@ -77,7 +77,9 @@ type sizer interface {
 // buffer grown to hold it (Frames avoids the copy). It blocks until the whole
 // frame is buffered, the stream ends, ctx ends (ctx.Err(), nothing is lost:
 // the partial frame stays buffered) or a read fails. Frames are not bounded by
-// the reader limit, only by f's maximum.
+// the reader limit, only by f's maximum; the buffer grows with the bytes that
+// arrive, never ahead of them, so a header announcing a large frame costs
+// nothing until its body comes.
 //
 // At a clean end of stream between frames it returns nil, io.EOF; a stream
 // that ends inside a frame returns an *IncompleteReadError holding the frame's
@@ -89,6 +91,11 @@ type sizer interface {
 // uvarint, a length smaller than -Adjust) returns an error matching
 // ErrCorruptFrame and skips the header; the stream's framing is then most
 // likely lost.
+func (c *Conn) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
+	return c.rd.ReadFrame(ctx, f)
+}
+
+// ReadFrame reads the next frame as f describes it. See Conn.ReadFrame.
 func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 	if f == nil {
 		return nil, errNilFraming
@@ -102,7 +109,7 @@ func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 		return nil, err
 	}
 	if r.buf == nil {
-		// Consuming the frame gave back a buffer grown for it (see consume):
+		// Consuming the frame gave up a buffer grown for it (see consume):
 		// no one else refers to it, so hand it over rather than copy it.
 		return frame, nil
 	}
@@ -119,21 +126,19 @@ func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 // loses nothing: unread data stays buffered for the next read.
 //
 // The yielded slice points into the buffer and is valid until the next step or
-// read (as bufio.Scanner.Bytes); copy it to keep it. The buffer grows to hold
-// a whole frame (up to f's maximum), so a step copies nothing and allocates
-// nothing once the buffer is large enough.
+// read (as bufio.Scanner.Bytes); copy it to keep it. Its capacity is its
+// length, so an append to it copies. The buffer grows to hold a whole frame (up
+// to f's maximum, as its bytes arrive), so a step copies nothing and allocates
+// nothing once the buffer is large enough. f's maximum bounds what one step
+// holds; WithMessageTimeout how long its bytes may take.
+func (c *Conn) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error] {
+	return c.rd.Frames(ctx, f)
+}
+
+// Frames returns a single-use iterator over the stream's frames. See
+// Conn.Frames.
 func (r *Reader) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		for {
-			frame, err := r.nextFrame(ctx, f)
-			if err == io.EOF {
-				return
-			}
-			if !yield(frame, err) || err != nil {
-				return
-			}
-		}
-	}
+	return steps(func() ([]byte, error) { return r.nextFrame(ctx, f) })
 }
 
 // nextFrame returns the next frame as a view into the buffer.
@@ -148,15 +153,20 @@ func (r *Reader) nextFrame(ctx context.Context, f Framing) ([]byte, error) {
 	return f.next(ctx, r)
 }
 
-// FrameChan is the channel form of Frames: a Stream of owned frame copies. See
-// Stream for its lifecycle.
+// FrameChan is the channel form of Frames: a Stream of owned frame copies,
+// for select and goroutine pipelines. See Stream for its lifecycle.
+func (c *Conn) FrameChan(ctx context.Context, f Framing) *Stream {
+	return c.rd.FrameChan(ctx, f)
+}
+
+// FrameChan is the channel form of Frames. See Conn.FrameChan.
 func (r *Reader) FrameChan(ctx context.Context, f Framing) *Stream {
 	return newStream(ctx, func(ctx context.Context) iter.Seq2[[]byte, error] { return r.Frames(ctx, f) })
 }
 
 // WriteFrame queues one frame: the header f's reader expects, payload, and for
 // Delimited the first separator, as a single write through the same queue as
-// Write, with Write's blocking and errors. The header is built without
+// Write, with Write's pausing and errors. The header is built without
 // allocating, and payload is copied once, into the queue.
 //
 // Before anything is queued it returns an error matching ErrFrameTooLarge (a
@@ -176,7 +186,7 @@ func (c *Conn) WriteFrame(f Framing, payload []byte) error {
 	q := &c.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.admit(h.n + len(payload) + len(h.tail)); err != nil {
+	if err := q.admitLocked(); err != nil {
 		return err
 	}
 	q.appendLocked(h.buf[:h.n], payload, h.tail)
@@ -219,7 +229,7 @@ func (r *Reader) awaitHeader(ctx context.Context, s sizer) (sizedHeader, error) 
 			}
 			return hdr, &IncompleteReadError{Partial: r.takeAll(), Expected: -1}
 		}
-		if err := r.fill(ctx); err != nil && err != io.EOF {
+		if err := r.fill(ctx, 0, true); err != nil && err != io.EOF {
 			return hdr, err
 		}
 	}
@@ -474,9 +484,9 @@ func (u *uvarintFraming) encode(payload []byte) (frameHeader, error) {
 // delimited is the Framing of Delimited.
 type delimited struct {
 	max      int
-	seps     [][]byte // private copies, never modified
-	err      error    // the configuration's error, if any
-	writeErr error    // why frames cannot be written, if they cannot
+	seps     *sepSet // private copies, never modified
+	err      error   // the configuration's error, if any
+	writeErr error   // why frames cannot be written, if they cannot
 }
 
 // Delimited returns the Framing of frames ended by any of seps (tokio-util's
@@ -495,18 +505,20 @@ func Delimited(max int, seps ...[]byte) Framing {
 	if d.max == 0 {
 		d.max = defaultMaxFrame
 	}
-	for _, s := range seps {
-		d.seps = append(d.seps, bytes.Clone(s))
+	own := make([][]byte, len(seps))
+	for i, s := range seps {
+		own[i] = bytes.Clone(s)
 	}
-	_, _, d.err = sepLens(d.seps)
+	d.seps, d.err = newSepSet(own, true)
 	switch {
 	case d.err == nil && max < 0:
 		d.err = fmt.Errorf("sluice: Delimited max must not be negative, got %d", max)
 	case d.err != nil:
 		d.writeErr = d.err
 	default:
-		if _, e := indexSeps(d.seps[0], d.seps, true); e < len(d.seps[0]) {
-			d.writeErr = fmt.Errorf("sluice: Delimited cannot write frames: another separator ends inside the first, %q", d.seps[0])
+		first := d.seps.seps[0]
+		if _, e := d.seps.index(first); e < len(first) {
+			d.writeErr = fmt.Errorf("sluice: Delimited cannot write frames: another separator ends inside the first, %q", first)
 		}
 	}
 	return d
@@ -516,7 +528,7 @@ func (d *delimited) next(ctx context.Context, r *Reader) ([]byte, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	start, end, err := r.until(ctx, d.seps, d.max, true)
+	start, end, err := r.until(ctx, d.seps, d.max)
 	switch e := err.(type) {
 	case nil:
 		frame := r.buf[r.r : r.r+start : r.r+start]
@@ -546,7 +558,7 @@ func (d *delimited) encode(payload []byte) (frameHeader, error) {
 	case d.splits(payload):
 		return h, errSepInPayload
 	}
-	h.tail = d.seps[0]
+	h.tail = d.seps.seps[0]
 	return h, nil
 }
 
@@ -554,11 +566,11 @@ func (d *delimited) encode(payload []byte) (frameHeader, error) {
 // read back as anything but payload: a separator inside payload, or one that
 // begins in payload and ends in the written separator.
 func (d *delimited) splits(payload []byte) bool {
-	if s, _ := indexSeps(payload, d.seps, true); s >= 0 {
+	if s, _ := d.seps.index(payload); s >= 0 {
 		return true
 	}
-	tail := d.seps[0]
-	for _, s := range d.seps {
+	tail := d.seps.seps[0]
+	for _, s := range d.seps.seps {
 		for k := max(1, len(s)-len(tail)); k < len(s) && k <= len(payload); k++ {
 			if bytes.HasSuffix(payload, s[:k]) && bytes.HasPrefix(tail, s[k:]) {
 				return true

@@ -123,8 +123,8 @@ func decodeHostile(t *testing.T, fr Framing, i int, chunks, data []byte) {
 			break
 		}
 	}
-	if limit := 2*max(len(data), minBufSize) + 2*bound; cap(rd.buf) > limit {
-		t.Fatalf("read buffer grew to %d for %d bytes of input", cap(rd.buf), len(data))
+	if limit := 2*max(len(data), minPooled) + 2*bound; cap(rd.rd.buf) > limit {
+		t.Fatalf("read buffer grew to %d for %d bytes of input", cap(rd.rd.buf), len(data))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("decoded %q\nreference %q", got, want)

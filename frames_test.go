@@ -288,7 +288,7 @@ func TestFrameTooLarge(t *testing.T) {
 			is.NoErr(err)
 			is.Equal(string(got[len(got)-5:]), "after")
 			is.NoErr(<-done)
-			is.True(cap(rd.buf) <= growBufSize) // the body was skipped, never buffered
+			is.True(cap(rd.rd.buf) <= growBufSize) // the body was skipped, never buffered
 		})
 	}
 }
@@ -325,7 +325,7 @@ func TestFrameTooLargeHuge(t *testing.T) {
 			is.True(errors.As(err, &tooLarge))
 			is.Equal(tooLarge.Size, tc.size)
 			is.Equal(tooLarge.Max, int64(defaultMaxFrame))
-			is.True(cap(rd.buf) <= minBufSize)
+			is.True(cap(rd.rd.buf) <= minPooled)
 			_, err = rd.ReadFrame(ctx, tc.f) // the skip ends at EOF
 			is.Equal(err, io.EOF)
 		})
@@ -629,7 +629,7 @@ func TestReadFrameLarge(t *testing.T) {
 	is.NoErr(err)
 	is.True(bytes.Equal(got, big))
 	is.Equal(cap(got), len(got))
-	is.Equal(len(rd.buf), 0) // handed over, nothing else was buffered
+	is.Equal(len(rd.rd.buf), 0) // handed over, nothing else was buffered
 	is.NoErr(wr.WriteFrame(f, []byte("small")))
 	got, err = rd.ReadFrame(ctx, f)
 	is.NoErr(err)

@@ -95,8 +95,9 @@ func (m *refModel) op(t *testing.T, r *Reader, code byte) bool {
 	case 1: // ReadUntil
 		seps := fuzzSeps[param%len(fuzzSeps)]
 		got, err := r.ReadUntil(ctx, seps...)
-		start, end := indexSeps(rest, seps, false)
-		_, maxSep, _ := sepLens(seps)
+		set, _ := newSepSet(seps, false)
+		start, end := set.index(rest)
+		maxSep := set.max
 		switch {
 		case end >= 0 && start > m.limit, end < 0 && len(rest)+1-maxSep > m.limit:
 			expectErr(t, "ReadUntil", err, ErrLimitOverrun) // nothing consumed
@@ -248,7 +249,7 @@ func FuzzReadMethods(f *testing.F) {
 			}
 			peer.NetConn().(interface{ CloseWrite() error }).CloseWrite()
 		}()
-		runModel(t, &c.Reader, data, ops, lim)
+		runModel(t, &c.rd, data, ops, lim)
 		c.Abort() // a sequence that stopped early leaves the peer blocked
 		<-done
 	})

@@ -9,5 +9,3 @@ require (
 	golang.org/x/net v0.43.0
 	golang.org/x/sys v0.35.0
 )
-
-require golang.org/x/sync v0.16.0 // indirect

@@ -1,10 +1,20 @@
 package sluice
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"net"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // testTimeout bounds every wait in the tests, so a bug fails fast instead of
@@ -110,4 +120,193 @@ func rest(t testing.TB, c *Conn) string {
 		t.Fatalf("ReadAll: %v", err)
 	}
 	return string(b)
+}
+
+// acceptedConn returns a Conn over nc as a Server makes one, so that StartTLS
+// takes the server side. It panics if an option is invalid, as NewConn does.
+func acceptedConn(nc net.Conn, opts ...Option) *Conn {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		panic(err)
+	}
+	return newConn(nc, cfg, connOptions{accepted: true})
+}
+
+// recv waits for one value from ch, failing the test after testTimeout.
+func recv[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testTimeout):
+		t.Fatal("timed out waiting")
+		panic("unreachable")
+	}
+}
+
+// quietFor checks that nothing arrives on ch for d: a bounded wait for
+// something that must not happen.
+func quietFor[T any](t testing.TB, ch <-chan T, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("%s happened", what)
+	case <-time.After(d):
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after testTimeout. It
+// is for states that leave no other trace, such as a goroutine blocked inside
+// the package.
+func waitUntil(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out polling")
+		}
+		runtime.Gosched()
+	}
+}
+
+// needIPv6 skips the test where the system has no IPv6 loopback.
+func needIPv6(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln.Close()
+}
+
+// serveRaw returns a goroutine-per-connection server of plain net.Conns
+// running handle, which closes each connection when handle returns; stop
+// closes the listener and waits for every goroutine.
+func serveRaw(handle func(net.Conn)) func(net.Listener) (stop func()) {
+	return func(ln net.Listener) func() {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer nc.Close()
+					handle(nc)
+				}()
+			}
+		}()
+		return func() { ln.Close(); wg.Wait() }
+	}
+}
+
+// silentListener accepts connections and never writes to them, holding them
+// open until cleanup.
+func silentListener(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quit := make(chan struct{})
+	stop := serveRaw(func(net.Conn) { <-quit })(ln)
+	t.Cleanup(func() { close(quit); stop() })
+	return ln.Addr().String()
+}
+
+// logBuffer collects what a Server logs, for a test to read while handlers may
+// still be logging.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// srvLogger returns a Debug-level text logger into a buffer the test can read.
+func srvLogger() (*slog.Logger, *logBuffer) {
+	buf := new(logBuffer)
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// srvNoLeaks fails the test if it leaves a goroutine behind. Call it first, so
+// that its check runs after every other cleanup.
+func srvNoLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// srvEcho echoes every line back.
+func srvEcho(ctx context.Context, c *Conn) error {
+	for line, err := range c.Lines(ctx) {
+		if err != nil {
+			return err
+		}
+		if _, err := c.Writev(line, []byte{'\n'}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// srvListen starts a server on a loopback port, shut down at cleanup.
+func srvListen(t *testing.T, network, address string, h Handler, opts ...Option) *Server {
+	t.Helper()
+	s, err := Listen(testCtx(t), network, address, h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srvShutdown(t, s) })
+	return s
+}
+
+func srvShutdown(t *testing.T, s *Server) {
+	t.Helper()
+	if err := s.Shutdown(testCtx(t)); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := s.WaitClosed(testCtx(t)); err != nil {
+		t.Errorf("wait closed: %v", err)
+	}
+}
+
+// srvDial connects to addr, closing the connection at cleanup.
+func srvDial(t *testing.T, addr net.Addr) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout(addr.Network(), addr.String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(testTimeout))
+	return c
+}
+
+// srvRoundTrip sends a line on c and returns the line that comes back.
+func srvRoundTrip(t *testing.T, c net.Conn, line string) string {
+	t.Helper()
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("round trip %q: %v", line, err)
+	}
+	return strings.TrimSuffix(got, "\n")
 }

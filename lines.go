@@ -5,15 +5,73 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
+	"math"
 )
-
-// newline is the separator of ReadLine and Lines. It is never modified.
-var newline = [][]byte{{'\n'}}
 
 var (
 	errNoSeparator    = errors.New("sluice: ReadUntil needs at least one separator")
 	errEmptySeparator = errors.New("sluice: separator must not be empty")
 )
+
+// A sepSet is a validated list of separators with the lengths a search needs.
+// It is never modified once made.
+type sepSet struct {
+	seps       [][]byte
+	min, max   int  // the shortest and longest separator
+	preferLong bool // ties between separators ending at one place go to the longer (Delimited), else the shorter (ReadUntil)
+}
+
+// newlines is the separator of ReadLine and Lines.
+var newlines = &sepSet{seps: [][]byte{{'\n'}}, min: 1, max: 1}
+
+// newSepSet validates seps: at least one, none empty.
+func newSepSet(seps [][]byte, preferLong bool) (*sepSet, error) {
+	if len(seps) == 0 {
+		return nil, errNoSeparator
+	}
+	s := &sepSet{seps: seps, min: len(seps[0]), preferLong: preferLong}
+	for _, sep := range seps {
+		if len(sep) == 0 {
+			return nil, errEmptySeparator
+		}
+		s.min, s.max = min(s.min, len(sep)), max(s.max, len(sep))
+	}
+	return s, nil
+}
+
+// index returns the start and end of the earliest-ending separator in data, or
+// -1, -1. On a tie ReadUntil takes the shorter separator, as asyncio does (it
+// tries them shortest first): the result is the same and only the limit check
+// sees the difference. A Delimited frame takes the longer, so "\r\n" is not
+// left on a payload ending at "\n".
+func (s *sepSet) index(data []byte) (start, end int) {
+	if len(s.seps) == 1 {
+		sep := s.seps[0]
+		i := -1
+		if len(sep) == 1 {
+			i = bytes.IndexByte(data, sep[0])
+		} else {
+			i = bytes.Index(data, sep)
+		}
+		if i < 0 {
+			return -1, -1
+		}
+		return i, i + len(sep)
+	}
+	start, end = -1, -1
+	for _, sep := range s.seps {
+		i := bytes.Index(data, sep)
+		if i < 0 {
+			continue
+		}
+		e := i + len(sep)
+		if end < 0 || e < end || (e == end && (i < start) == s.preferLong) {
+			start, end = i, e
+		}
+	}
+	return start, end
+}
 
 // ReadLine reads one line, "\n" included (asyncio's readline). At EOF a partial
 // last line is returned with a nil error; at EOF with nothing buffered it returns
@@ -21,25 +79,50 @@ var (
 // *LimitOverrunError and, as asyncio does, discards the buffered data through the
 // newline if it is buffered, or else everything buffered; the next call reads on
 // from there. It blocks until a line is buffered, the stream ends, ctx ends
-// (ctx.Err(), nothing lost) or a read fails. The returned slice is the caller's.
+// (ctx.Err(), nothing lost) or a read fails; ctx is looked at only when the call
+// must wait for data. If the connection was reset, even after the peer's data
+// ended, the error says so: a reset is never taken for EOF. The returned slice
+// is the caller's: one allocation.
+func (c *Conn) ReadLine(ctx context.Context) ([]byte, error) { return c.rd.ReadLine(ctx) }
+
+// ReadLine reads one line, "\n" included (asyncio's readline). See
+// Conn.ReadLine.
 func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, newline, r.limit, false)
+	_, end, last, err := r.scanLine(ctx, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case last != nil:
+		return last, nil
+	}
+	return r.take(end), nil
+}
+
+// scanLine reads until a whole line is buffered and returns where its newline
+// starts and ends, relative to the unread data: the one line search of
+// ReadLine and Lines. At EOF an unterminated last line comes back in last (a
+// copy; the buffer emptied), and with nothing buffered the error is io.EOF. A
+// line over the limit is a *LimitOverrunError and is discarded as asyncio's
+// readline does (see dropOverrun); with skipRest, the rest of it is skipped
+// too as it arrives, through its newline.
+func (r *Reader) scanLine(ctx context.Context, skipRest bool) (start, end int, last []byte, err error) {
+	start, end, err = r.until(ctx, newlines, r.limit)
 	switch e := err.(type) {
-	case nil:
-		return r.take(end), nil
 	case *IncompleteReadError:
 		if len(e.Partial) == 0 {
-			return nil, io.EOF
+			return 0, 0, nil, io.EOF
 		}
-		return e.Partial, nil
+		return 0, 0, e.Partial, nil
 	case *LimitOverrunError:
-		r.dropOverrun(e.Consumed)
+		if !r.dropOverrun(e.Consumed) && skipRest {
+			r.skip.seps = newlines
+		}
 	}
-	return nil, err
+	return start, end, nil, err
 }
 
 // dropOverrun discards an overlong line as asyncio's readline does: through its
@@ -63,8 +146,14 @@ func (r *Reader) dropOverrun(consumed int) bool {
 // error and consumes nothing. It blocks until a separator is buffered, the stream
 // ends, ctx ends (ctx.Err(), nothing lost) or a read fails. The returned slice is
 // the caller's.
+func (c *Conn) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) {
+	return c.rd.ReadUntil(ctx, seps...)
+}
+
+// ReadUntil reads through the first of seps to appear (asyncio's readuntil).
+// See Conn.ReadUntil.
 func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) {
-	_, _, err := sepLens(seps)
+	s, err := newSepSet(seps, false)
 	if err != nil {
 		return nil, err
 	}
@@ -72,50 +161,38 @@ func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) 
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, err := r.until(ctx, seps, r.limit, false)
+	_, end, err := r.until(ctx, s, r.limit)
 	if err != nil {
 		return nil, err
 	}
 	return r.take(end), nil
 }
 
-// sepLens validates separators and returns the shortest and longest length.
-func sepLens(seps [][]byte) (minSep, maxSep int, err error) {
-	if len(seps) == 0 {
-		return 0, 0, errNoSeparator
+// until reads until the buffered data holds one of s's separators and returns
+// where the earliest-ending match starts and ends, relative to the unread data.
+// It is CPython's StreamReader.readuntil: the search resumes where a separator
+// could still begin, and limit (the reader limit, or a Delimited framing's
+// maximum) applies to the data before the separator, so the buffer never needs
+// more than limit plus the longest separator. Errors: a *LimitOverrunError
+// (data stays buffered), an *IncompleteReadError at EOF (the buffer emptied into
+// it), ctx.Err() or a read error.
+func (r *Reader) until(ctx context.Context, s *sepSet, limit int) (start, end int, err error) {
+	want := limit + s.max
+	if want < limit {
+		want = math.MaxInt
 	}
-	minSep = len(seps[0])
-	for _, s := range seps {
-		if len(s) == 0 {
-			return 0, 0, errEmptySeparator
-		}
-		minSep, maxSep = min(minSep, len(s)), max(maxSep, len(s))
-	}
-	return minSep, maxSep, nil
-}
-
-// until reads until the buffered data holds one of seps and returns where the
-// earliest-ending match starts and ends, relative to the unread data. It is
-// CPython's StreamReader.readuntil: the search resumes where a separator could
-// still begin, and limit (the reader limit, or a Delimited framing's maximum)
-// applies to the data before the separator; preferLong breaks ties between
-// separators ending at the same place (see indexSeps). Errors: a *LimitOverrunError (data
-// stays buffered), an *IncompleteReadError at EOF (the buffer emptied into it),
-// ctx.Err() or a read error.
-func (r *Reader) until(ctx context.Context, seps [][]byte, limit int, preferLong bool) (start, end int, err error) {
-	minSep, maxSep, _ := sepLens(seps)
 	offset := 0
 	for {
 		data := r.buf[r.r:r.w]
-		if len(data)-offset >= minSep {
-			if s, e := indexSeps(data[offset:], seps, preferLong); e >= 0 {
-				start, end = offset+s, offset+e
+		if len(data)-offset >= s.min {
+			if st, e := s.index(data[offset:]); e >= 0 {
+				start, end = offset+st, offset+e
 				if start > limit {
 					return 0, 0, &LimitOverrunError{Consumed: start}
 				}
 				return start, end, nil
 			}
-			offset = max(0, len(data)+1-maxSep)
+			offset = max(0, len(data)+1-s.max)
 			if offset > limit {
 				return 0, 0, &LimitOverrunError{Consumed: offset}
 			}
@@ -123,83 +200,66 @@ func (r *Reader) until(ctx context.Context, seps [][]byte, limit int, preferLong
 		if r.err == io.EOF {
 			return 0, 0, &IncompleteReadError{Partial: r.takeAll(), Expected: -1}
 		}
-		if err := r.fill(ctx); err != nil && err != io.EOF {
+		if err := r.fill(ctx, want, true); err != nil && err != io.EOF {
 			return 0, 0, err
 		}
 	}
 }
 
-// indexSeps returns the start and end of the earliest-ending separator in data,
-// or -1, -1.
-func indexSeps(data []byte, seps [][]byte, preferLong bool) (start, end int) {
-	if len(seps) == 1 {
-		if i := bytes.Index(data, seps[0]); i >= 0 {
-			return i, i + len(seps[0])
-		}
-		return -1, -1
-	}
-	start, end = -1, -1
-	for _, sep := range seps {
-		i := bytes.Index(data, sep)
-		if i < 0 {
-			continue
-		}
-		// The earliest end wins. On a tie ReadUntil takes the shorter separator,
-		// as asyncio does (it tries them shortest first): the result is the same
-		// and only the limit check sees the difference. A Delimited frame takes
-		// the longer, so "\r\n" is not left on a payload ending at "\n".
-		e := i + len(sep)
-		if end < 0 || e < end || (e == end && (i < start) == preferLong) {
-			start, end = i, e
-		}
-	}
-	return start, end
+// Lines returns a single-use iterator over the stream's lines (asyncio's
+// "async for line in reader"), each without its "\n" or "\r\n". An
+// unterminated last line is yielded too, and EOF ends the loop with no error.
+// Any other error is yielded once, with a nil line, and ends the loop: ctx.Err()
+// when ctx ends, a *LimitOverrunError for a line longer than the limit, a read
+// error, a reset.
+//
+// After a *LimitOverrunError the whole oversized line is discarded, through its
+// newline even if that has not arrived yet (as tokio's LinesCodec does), so a new
+// Lines loop goes on with the next whole line. Breaking out of the loop loses
+// nothing: unread data stays buffered for the next read. ctx is looked at when a
+// step must wait for data, not for lines already buffered.
+//
+// The yielded slice points into the buffer and is valid until the next step or
+// read (as bufio.Scanner.Bytes); copy it to keep it. Its capacity is its length,
+// so an append to it copies instead of overwriting the lines that follow. A step
+// allocates nothing.
+func (c *Conn) Lines(ctx context.Context) iter.Seq2[[]byte, error] { return c.rd.Lines(ctx) }
+
+// LineChan is the channel form of Lines: a Stream of owned line copies, without
+// line endings, for select and goroutine pipelines. See Stream for its lifecycle.
+func (c *Conn) LineChan(ctx context.Context) *Stream { return c.rd.LineChan(ctx) }
+
+// Lines returns a single-use iterator over the stream's lines. See Conn.Lines.
+func (r *Reader) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
+	return steps(func() ([]byte, error) { return r.nextLine(ctx) })
 }
 
-// skipState is what an overrun left to discard before the next read.
-type skipState struct {
-	n    int64    // bytes still to discard (an oversized frame's body)
-	seps [][]byte // discard through the next of these (a line or delimited frame over the limit)
+// nextLine returns the next line as a view into the buffer, without its line
+// ending, and consumes it. After a line over the limit it arranges for the rest
+// of that line to be skipped as it arrives.
+func (r *Reader) nextLine(ctx context.Context) ([]byte, error) {
+	if err := r.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	start, end, last, err := r.scanLine(ctx, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case last != nil:
+		return dropCR(last), nil
+	}
+	line := r.buf[r.r : r.r+start]
+	r.consume(end)
+	return dropCR(line), nil
 }
 
-// settleSkip discards what skipState asks for, reading as needed. EOF ends the
-// skipping quietly, discarding what is left of the skipped record (a tail that
-// could have begun a separator): the caller's read then sees EOF itself.
-func (r *Reader) settleSkip(ctx context.Context) error {
-	for r.skip.n > 0 || r.skip.seps != nil {
-		if r.skip.n > 0 {
-			k := int(min(int64(r.w-r.r), r.skip.n))
-			r.consume(k)
-			if r.skip.n -= int64(k); r.skip.n == 0 {
-				continue
-			}
-		} else if r.skipThroughSep() {
-			continue
-		}
-		if r.err == io.EOF {
-			r.consume(r.w - r.r)
-			r.skip = skipState{}
-			return nil
-		}
-		if err := r.fill(ctx); err != nil && err != io.EOF {
-			return err
-		}
+// dropCR returns line without a trailing "\r", with its capacity cut to its
+// length so that an append to it copies instead of overwriting the buffer.
+func dropCR(line []byte) []byte {
+	n := len(line)
+	if n > 0 && line[n-1] == '\r' {
+		n--
 	}
-	return nil
-}
-
-// skipThroughSep discards buffered data through the first of skip.seps and
-// reports true, or discards all but the tail where a separator could still begin
-// and reports false.
-func (r *Reader) skipThroughSep() bool {
-	if _, e := indexSeps(r.buf[r.r:r.w], r.skip.seps, true); e >= 0 {
-		r.consume(e)
-		r.skip.seps = nil
-		return true
-	}
-	_, maxSep, _ := sepLens(r.skip.seps)
-	if keep := maxSep - 1; r.w-r.r > keep {
-		r.consume(r.w - r.r - keep)
-	}
-	return false
+	return line[:n:n]
 }

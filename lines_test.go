@@ -1,7 +1,7 @@
 package sluice
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -10,10 +10,6 @@ import (
 
 	"github.com/matryer/is"
 )
-
-// The cases below port CPython's Lib/test/test_asyncio/test_streams.py reader
-// tests onto real sockets: feed_data is a write by the peer, feed_eof its
-// half-close, and "stream._buffer" is what a ReadAll finds afterwards.
 
 const streamData = "line1\nline2\nline3\n"
 
@@ -87,18 +83,6 @@ func TestReadLineThenRead(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(string(p), "line2\nl")
 	is.Equal(rest(t, c), "ine3\n")
-}
-
-// test_at_eof
-func TestAtEOF(t *testing.T) {
-	is := is.New(t)
-	c := feed(t, defaultLimit, "some data\n")
-	is.True(!c.AtEOF())
-	_, err := c.ReadLine(testCtx(t))
-	is.NoErr(err)
-	_, err = c.ReadLine(testCtx(t))
-	is.Equal(err, io.EOF)
-	is.True(c.AtEOF())
 }
 
 func TestReadUntil(t *testing.T) {
@@ -184,119 +168,117 @@ func TestReadUntilLimitFoundConsumed(t *testing.T) {
 	is.Equal(lo.Consumed, 9)
 }
 
-func TestReadExactly(t *testing.T) {
-	ctx := testCtx(t)
-	t.Run("zero and negative", func(t *testing.T) { // test_readexactly_zero_or_less
-		is := is.New(t)
-		c := feed(t, defaultLimit, streamData)
-		p, err := c.ReadExactly(ctx, 0)
-		is.NoErr(err)
-		is.Equal(len(p), 0)
-		_, err = c.ReadExactly(ctx, -1)
-		is.True(err != nil)
-		is.Equal(rest(t, c), streamData)
-	})
-	t.Run("across writes", func(t *testing.T) { // test_readexactly
-		is := is.New(t)
-		c := feed(t, defaultLimit, streamData, streamData, streamData)
-		p, err := c.ReadExactly(ctx, 2*len(streamData))
-		is.NoErr(err)
-		is.Equal(string(p), streamData+streamData)
-		is.Equal(rest(t, c), streamData)
-	})
-	t.Run("not bounded by the limit", func(t *testing.T) { // test_readexactly_limit
-		is := is.New(t)
-		c := feed(t, 3, "chunk")
-		p, err := c.ReadExactly(ctx, 5)
-		is.NoErr(err)
-		is.Equal(string(p), "chunk")
-	})
-	t.Run("eof", func(t *testing.T) { // test_readexactly_eof
-		is := is.New(t)
-		c := feed(t, defaultLimit, streamData)
-		_, err := c.ReadExactly(ctx, 2*len(streamData))
-		var ie *IncompleteReadError
-		is.True(errors.As(err, &ie))
-		is.Equal(string(ie.Partial), streamData)
-		is.Equal(ie.Expected, 36)
-		is.Equal(ie.Error(), "sluice: 18 bytes read on a total of 36 expected bytes")
-		is.True(errors.Is(err, io.ErrUnexpectedEOF))
-		is.Equal(rest(t, c), "")
-	})
-	t.Run("eof with nothing", func(t *testing.T) {
-		is := is.New(t)
-		c := feed(t, defaultLimit)
-		_, err := c.ReadExactly(ctx, 4)
-		is.True(errors.Is(err, io.EOF))
-	})
-	t.Run("large", func(t *testing.T) {
-		is := is.New(t)
-		big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
-		c := feed(t, defaultLimit, big[:1000], big[1000:], "tail")
-		p, err := c.ReadExactly(ctx, len(big))
-		is.NoErr(err)
-		is.True(string(p) == big)
-		is.Equal(rest(t, c), "tail")
-	})
-}
-
-func TestReadAndReadAll(t *testing.T) {
-	is := is.New(t)
-	ctx := testCtx(t)
-	// test_read_line_breaks, test_read_until_eof
-	c := feed(t, 3, "line1", "line2", "chunk1\n", "chunk2")
-	p := make([]byte, 5)
-	_, err := io.ReadFull(c, p)
-	is.NoErr(err)
-	is.Equal(string(p), "line1")
-	all, err := c.ReadAll(ctx)
-	is.NoErr(err)
-	is.Equal(string(all), "line2chunk1\nchunk2")
-	// test_read_eof: at EOF Read returns io.EOF and ReadAll an empty slice.
-	n, err := c.Read(p)
-	is.Equal(n, 0)
-	is.Equal(err, io.EOF)
-	all, err = c.ReadAll(ctx)
-	is.NoErr(err)
-	is.Equal(len(all), 0)
-	is.True(c.AtEOF())
-}
-
-// test_readline_exception, test_read_exception: a connection error sticks, after
-// what was buffered has been read.
-func TestReadErrorSticks(t *testing.T) {
-	is := is.New(t)
-	boom := errors.New("boom")
-	r := NewReader(io.MultiReader(strings.NewReader("line\n"), iotest.ErrReader(boom)))
-	ctx := testCtx(t)
-	line, err := r.ReadLine(ctx)
-	is.NoErr(err)
-	is.Equal(string(line), "line\n")
-	for i := 0; i < 3; i++ {
-		_, err = r.ReadLine(ctx)
-		is.Equal(err, boom)
-	}
-	_, err = r.ReadExactly(ctx, 2)
-	is.Equal(err, boom)
-	_, err = r.Read(make([]byte, 4))
-	is.Equal(err, boom)
-}
-
-func TestInvalidLimit(t *testing.T) { // test_invalid_limit
-	for _, n := range []int{0, -1} {
-		_, _, err := Pipe(WithLimit(n))
-		if err == nil || !strings.Contains(err.Error(), "limit") {
-			t.Errorf("WithLimit(%d): got %v, want a limit error", n, err)
+func collectLines(t *testing.T, r *Reader) (lines []string, errs []error) {
+	t.Helper()
+	for line, err := range r.Lines(testCtx(t)) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
+		lines = append(lines, string(line))
+	}
+	return lines, errs
+}
+
+func TestLines(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit int
+		parts []string
+		want  []string
+		errs  int
+	}{
+		{"plain", defaultLimit, []string{streamData}, []string{"line1", "line2", "line3"}, 0},
+		{"crlf", defaultLimit, []string{"a\r\nb\r\n\r\n"}, []string{"a", "b", ""}, 0},
+		{"unterminated last", defaultLimit, []string{"a\nb"}, []string{"a", "b"}, 0},
+		{"unterminated crlf", defaultLimit, []string{"a\nb\r"}, []string{"a", "b"}, 0},
+		{"split crlf", defaultLimit, []string{"a\r", "\nb", "\n"}, []string{"a", "b"}, 0},
+		{"empty", defaultLimit, nil, nil, 0},
+		{"limit exactly", 5, []string{"12345\n"}, []string{"12345"}, 0},
+		{"overrun ends loop", 5, []string{"123456\nnext\n"}, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			lines, errs := collectLines(t, &feed(t, tt.limit, tt.parts...).rd)
+			is.Equal(lines, tt.want)
+			is.Equal(len(errs), tt.errs)
+		})
 	}
 }
 
-func TestErrorIdentities(t *testing.T) {
+func TestLinesByteAtATime(t *testing.T) {
 	is := is.New(t)
-	is.True(errors.Is(&LimitOverrunError{Consumed: 3}, ErrLimitOverrun))
-	is.True(errors.Is(&IncompleteReadError{Partial: []byte("x"), Expected: 3}, io.ErrUnexpectedEOF))
-	is.True(!errors.Is(&IncompleteReadError{Partial: []byte("x"), Expected: 3}, io.EOF))
-	is.True(errors.Is(&IncompleteReadError{Expected: 3}, io.EOF))
-	is.True(errors.Is(&FrameTooLargeError{Size: 10, Max: 1}, ErrFrameTooLarge))
-	is.True(bytes.Contains([]byte((&FrameTooLargeError{Size: 10, Max: 1}).Error()), []byte("10")))
+	in := "alpha\r\nbeta\ngamma"
+	lines, errs := collectLines(t, NewReader(iotest.OneByteReader(strings.NewReader(in)), WithLimit(8)))
+	is.Equal(len(errs), 0)
+	is.Equal(lines, []string{"alpha", "beta", "gamma"})
+}
+
+// After a *LimitOverrunError the oversized line is discarded through its newline,
+// even one that arrives later, and a new loop resumes with the next line.
+func TestLinesOverrunResumes(t *testing.T) {
+	is := is.New(t)
+	long := strings.Repeat("x", 3000)
+	c := feedOpts(t, true, []Option{WithLimit(100)}, "ok\n"+long[:1000], long[1000:], "\nafter\n")
+	ctx := testCtx(t)
+	var got []string
+	for line, err := range c.Lines(ctx) {
+		if err != nil {
+			is.True(errors.Is(err, ErrLimitOverrun))
+			break
+		}
+		got = append(got, string(line))
+	}
+	is.Equal(got, []string{"ok"})
+	lines, errs := collectLines(t, &c.rd)
+	is.Equal(len(errs), 0)
+	is.Equal(lines, []string{"after"})
+}
+
+// Breaking out of a loop loses nothing: the next read sees the rest.
+func TestLinesBreakLosesNothing(t *testing.T) {
+	is := is.New(t)
+	c := feed(t, defaultLimit, "one\ntwo\nthree\nfour")
+	ctx := testCtx(t)
+	for line, err := range c.Lines(ctx) {
+		is.NoErr(err)
+		is.Equal(string(line), "one")
+		break
+	}
+	line, err := c.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "two\n")
+	for line, err := range c.Lines(ctx) {
+		is.NoErr(err)
+		is.Equal(string(line), "three")
+		break
+	}
+	is.Equal(rest(t, c), "four")
+}
+
+func TestLinesNoAllocs(t *testing.T) {
+	const n = 1000
+	in := strings.Repeat(strings.Repeat("y", 99)+"\n", n)
+	r := NewReader(strings.NewReader(""))
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(5, func() {
+		r.rd = strings.NewReader(in)
+		r.err = nil
+		count := 0
+		for _, err := range r.Lines(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			count++
+		}
+		if count != n {
+			t.Fatalf("got %d lines, want %d", count, n)
+		}
+	})
+	// The iterator's closure and the strings.Reader allocate once per loop;
+	// nothing may allocate per line.
+	if allocs > 3 {
+		t.Errorf("%v allocations for %d lines, want at most 3 per loop", allocs, n)
+	}
 }

@@ -38,6 +38,10 @@ type config struct {
 	high, low    int
 	closeTimeout time.Duration
 
+	// Timeouts.
+	idleTimeout    time.Duration
+	messageTimeout time.Duration
+
 	// TLS.
 	tls           *tls.Config
 	serverName    string
@@ -86,10 +90,34 @@ func newConfig(opts []Option) (*config, error) {
 	return cfg, cfg.err
 }
 
+// duration returns an option that sets *field (found in the config by at) to
+// d, or fails naming what when d is below the least value allowed: 0, or with
+// positive, 1 ns.
+func duration(what string, d time.Duration, positive bool, at func(*config) *time.Duration) Option {
+	return func(cfg *config) {
+		switch {
+		case positive && d <= 0:
+			cfg.fail("%s must be positive, got %v", what, d)
+		case d < 0:
+			cfg.fail("%s must not be negative, got %v", what, d)
+		default:
+			*at(cfg) = d
+		}
+	}
+}
+
 func (cfg *config) fail(format string, args ...any) {
 	if cfg.err == nil {
 		cfg.err = fmt.Errorf("sluice: "+format, args...)
 	}
+}
+
+// resolverOrDefault returns WithResolver's resolver, else net.DefaultResolver.
+func (cfg *config) resolverOrDefault() *net.Resolver {
+	if cfg.resolver != nil {
+		return cfg.resolver
+	}
+	return net.DefaultResolver
 }
 
 // checkLimits returns an error unless 0 <= low <= high, for WithWriteBufferLimits
@@ -132,13 +160,32 @@ func WithWriteBufferLimits(high, low int) Option {
 // WithCloseTimeout bounds how long Close waits for queued data to reach the
 // kernel before it aborts the connection. Default 30 s. d <= 0 is an error.
 func WithCloseTimeout(d time.Duration) Option {
-	return func(cfg *config) {
-		if d <= 0 {
-			cfg.fail("close timeout must be positive, got %v", d)
-			return
-		}
-		cfg.closeTimeout = d
-	}
+	return duration("close timeout", d, true, func(cfg *config) *time.Duration { return &cfg.closeTimeout })
+}
+
+// WithIdleTimeout closes a Conn on which no byte has been read or handed to the
+// kernel for d, at once, dropping what is queued (so a peer that stops reading is
+// dropped too, however much is queued); every byte in either direction restarts
+// the clock. Its blocked and later reads and writes then return an error
+// matching ErrIdleTimeout, and a Server's handler ctx for it is cancelled.
+// Default 0: none. d < 0 is an error. Applies to Dial, NewConn, Pipe, Listen
+// and NewServer. It costs one timer per Conn, re-armed only when it fires, and
+// a clock reading per read or send from the socket; nothing when unset.
+func WithIdleTimeout(d time.Duration) Option {
+	return duration("idle timeout", d, false, func(cfg *config) *time.Duration { return &cfg.idleTimeout })
+}
+
+// WithMessageTimeout bounds how long the rest of a message may take to arrive
+// once its first byte has (a slowloris guard: one byte at a time does not keep a
+// connection alive): a line (ReadLine, Lines, LineChan), a frame (ReadFrame,
+// Frames, FrameChan) or a ReadExactly or ReadUntil result. Past d the read fails
+// with an error matching ErrMessageTimeout, which sticks, and the Conn is closed
+// as by WithIdleTimeout. Waiting for a message's first byte is not limited by it
+// (that is WithIdleTimeout's job); "arrived" means read into the Conn's buffer.
+// Read, ReadAll and Chunks read no messages. Default 0: none. d < 0 is an
+// error. Applies to Dial, NewConn, Pipe, Listen and NewServer.
+func WithMessageTimeout(d time.Duration) Option {
+	return duration("message timeout", d, false, func(cfg *config) *time.Duration { return &cfg.messageTimeout })
 }
 
 // WithTLS makes Dial and Listen speak TLS with cfg (asyncio's ssl=). Dial
@@ -157,25 +204,13 @@ func WithServerName(name string) Option {
 // WithTLSHandshakeTimeout bounds the TLS handshake (asyncio's
 // ssl_handshake_timeout=). Default 60 s. d <= 0 is an error.
 func WithTLSHandshakeTimeout(d time.Duration) Option {
-	return func(cfg *config) {
-		if d <= 0 {
-			cfg.fail("TLS handshake timeout must be positive, got %v", d)
-			return
-		}
-		cfg.tlsHandshake = d
-	}
+	return duration("TLS handshake timeout", d, true, func(cfg *config) *time.Duration { return &cfg.tlsHandshake })
 }
 
 // WithTLSShutdownTimeout bounds the TLS close_notify exchange on Close (asyncio's
 // ssl_shutdown_timeout=). Default 30 s. d <= 0 is an error.
 func WithTLSShutdownTimeout(d time.Duration) Option {
-	return func(cfg *config) {
-		if d <= 0 {
-			cfg.fail("TLS shutdown timeout must be positive, got %v", d)
-			return
-		}
-		cfg.tlsShutdown = d
-	}
+	return duration("TLS shutdown timeout", d, true, func(cfg *config) *time.Duration { return &cfg.tlsShutdown })
 }
 
 // WithTLSServerSide chooses the role StartTLS takes. Default: client on a dialled
@@ -200,13 +235,7 @@ func WithLocalAddr(addr string) Option {
 // default, happy_eyeballs_delay=None, tries one address at a time; a delay longer
 // than any connect takes comes close. d < 0 is an error.
 func WithHappyEyeballsDelay(d time.Duration) Option {
-	return func(cfg *config) {
-		if d < 0 {
-			cfg.fail("happy eyeballs delay must not be negative, got %v", d)
-			return
-		}
-		cfg.happyEyeballsDelay = d
-	}
+	return duration("happy eyeballs delay", d, false, func(cfg *config) *time.Duration { return &cfg.happyEyeballsDelay })
 }
 
 // WithInterleave sets the RFC 8305 "First Address Family Count": how many

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -11,60 +12,91 @@ import (
 )
 
 const (
-	// minBufSize is a new read buffer's size. A quiet connection holds no more
-	// than this: the buffer is allocated by the first read that needs one.
-	minBufSize = 512
 	// growBufSize is how far the buffer doubles by itself while reads keep
 	// filling it, so a streaming connection reads in large gulps.
 	growBufSize = 64 << 10
+
+	// maxEmptyReads bounds the reads in a row that may return no data and no
+	// error before a read gives up with io.ErrNoProgress, as bufio's do.
+	maxEmptyReads = 100
 )
 
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
+var (
+	errNegativeCount = errors.New("sluice: negative count")
+	errChunkSize     = errors.New("sluice: chunk size must be at least 1")
+)
+
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
-// Reader is the reading half of a stream (asyncio's StreamReader): every read
-// method, iterator and frame reader exists on both Reader and Conn. NewReader puts
-// one over any io.Reader; a Conn embeds its own.
+// A readHook is what a Conn needs to hear from its reading half; the Conn gives
+// it to the Reader at construction (a standalone Reader has none). The Reader
+// calls it only around reads from the stream, never per line or frame.
+type readHook interface {
+	// beforeWait runs just before a read from the stream waits for data. msg
+	// is the stream offset of the message whose rest is awaited, or -1 where
+	// the read waits for a message's first byte (or is no message read). The
+	// Conn sends what it has queued here: the peer may be waiting for it.
+	beforeWait(msg int64)
+	// afterRead runs after every read from the stream, with the bytes it
+	// brought.
+	afterRead(n int)
+	// eofErr returns the error a read that found the end of the stream stands
+	// for: nil for a clean EOF, or the connection reset that the Conn's own
+	// sends met first (the kernel reports a reset to one system call only).
+	eofErr() error
+}
+
+// Reader is the reading half of a stream (asyncio's StreamReader). NewReader
+// puts one over any io.Reader; every Conn has its own, whose methods the Conn
+// shares (see Conn for the methods' documentation).
 //
-// Reads fill an internal buffer with whatever has arrived, up to its free room, as
-// asyncio's transport does; the buffer starts small (no buffer at all before the
-// first read) and grows as needed up to at least limit+1 bytes.
+// Reads fill an internal buffer with whatever has arrived, up to its free room,
+// as asyncio's transport does. The buffer grows as needed up to at least
+// limit+1 bytes, and with the bytes that actually arrive: a header that
+// announces 8 MiB costs nothing until the bytes come. Over a Unix socket a
+// Reader waiting for data holds no buffer at all; buffers come from a pool
+// shared by all connections.
 //
 // Only one goroutine reads at a time: a context-taking read or iterator step
-// started while another is blocked returns ErrConcurrentRead at once. Read, the
-// io.Reader method, waits its turn instead, as net.Conn's Read does.
+// started while another is under way returns ErrConcurrentRead at once. Read,
+// the io.Reader method, waits its turn instead, as net.Conn's Read does.
 type Reader struct {
-	mu    sync.Mutex // held by the reading goroutine; guards the fields up to closed
-	rd    io.Reader
+	mu    sync.Mutex // held for the length of a read or iterator step; guards the fields up to src
 	buf   []byte
 	r, w  int   // buf[r:w] is buffered and unread
+	off   int64 // the stream offset of buf[0]: identifies a message for the message timeout
+	size  int   // the size of the next buffer taken: what reads have needed so far
 	full  bool  // the last read filled the free room: grow before the next
 	err   error // sticky: io.EOF or the first read error
 	limit int
 	skip  skipState // data to discard before the next read
 
-	// A Conn's writes and reads cooperate (see writeQueue.scheduleLocked):
-	// before a read from rd, which may block, beforeBlock sends what the
-	// writer has queued; blocking says such a read is under way, used that
-	// there has been one.
-	beforeBlock func()
-	blocking    atomic.Bool
-	used        atomic.Bool
+	rd   io.Reader
+	sock *rawReader // rd's descriptor, where a read can wait without a buffer (Unix sockets); nil otherwise
+	hook readHook   // the owning Conn's, or nil
 
-	closed atomic.Bool // the owning Conn was closed or aborted
+	closed   atomic.Bool // the owning Conn was closed or aborted
+	closeErr error       // why: written once, before closed is set
 
-	// Cancellation: a context's end interrupts a blocked read by moving rd's read
-	// deadline into the past (context.AfterFunc), then restoring the user's.
+	// Cancellation: a context's end interrupts a blocked read by moving rd's
+	// read deadline into the past (context.AfterFunc), then restoring the
+	// user's. A Conn's Reader keeps the watch armed between reads (sticky) and
+	// re-arms it only for another context, so a loop of reads with one context
+	// allocates nothing; the Conn stops it when it closes.
 	dl          readDeadliner   // rd's SetReadDeadline, or nil: then ctx is checked between reads
-	closesWith  <-chan struct{} // a Done channel whose closing comes with the Conn's own close: not watched
+	closesWith  <-chan struct{} // a Done channel closed only with the Conn: not watched
+	sticky      bool
 	interruptFn func()          // r.interrupt, bound once
+	watched     <-chan struct{} // the watched context's Done; written under mu and dmu
+	watchWG     sync.WaitGroup  // an armed watch's interrupt, until it has run or been stopped
+	dmu         sync.Mutex      // guards the fields below
 	stopWatch   func() bool     // the armed AfterFunc's stop, or nil
-	watchWG     sync.WaitGroup
-	dmu         sync.Mutex // guards deadline and interrupted
-	deadline    time.Time  // the user's read deadline
-	interrupted bool
+	deadline    time.Time       // the user's read deadline
+	interrupted bool            // a context holds the deadline in the past
+	shut        bool            // the Conn closed: the deadline stays in the past
 }
 
 // NewReader returns a Reader over rd (asyncio's standalone StreamReader, as over a
@@ -78,13 +110,15 @@ func NewReader(rd io.Reader, opts ...Option) *Reader {
 		panic(err)
 	}
 	r := new(Reader)
-	r.init(rd, cfg)
+	r.init(rd, cfg.limit, nil)
 	return r
 }
 
-func (r *Reader) init(rd io.Reader, cfg *config) {
-	r.rd = rd
-	r.limit = cfg.limit
+// init readies r to read from rd. A Conn passes itself as hook and reads the
+// socket's descriptor directly where the platform allows (newRawReader).
+func (r *Reader) init(rd io.Reader, limit int, hook readHook) {
+	r.rd, r.limit, r.hook = rd, limit, hook
+	r.size = minPooled
 	r.dl = nil
 	if d, ok := rd.(readDeadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
 		r.dl = d
@@ -93,167 +127,239 @@ func (r *Reader) init(rd io.Reader, cfg *config) {
 }
 
 // Buffered returns the number of bytes that can be read without a read from the
-// underlying stream (as bufio.Reader.Buffered). Call it from the reading
-// goroutine.
+// underlying stream (as bufio.Reader.Buffered), so an echo or proxy loop can
+// flush when no more input is waiting. Call it from the reading goroutine.
+func (c *Conn) Buffered() int { return c.rd.Buffered() }
+
+// Buffered returns the bytes buffered and not yet read. See Conn.Buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
-// AtEOF reports whether a read has seen the end of the stream and nothing is left
-// buffered (asyncio's at_eof). Call it from the reading goroutine.
+// AtEOF reports whether a read has seen the end of the stream and nothing is
+// left buffered (asyncio's at_eof). Call it from the reading goroutine.
+func (c *Conn) AtEOF() bool { return c.rd.AtEOF() }
+
+// AtEOF reports whether the stream has ended and nothing is buffered. See
+// Conn.AtEOF.
 func (r *Reader) AtEOF() bool { return r.err == io.EOF && r.r == r.w }
 
 // lock takes the read lock for a context-taking read, failing at once if another
-// goroutine holds it, then settles pending discards.
+// goroutine holds it or the owning Conn is closed, then settles pending
+// discards. It does not look at ctx: a read that need not wait returns what is
+// buffered whatever ctx says; fill checks ctx before every wait.
 func (r *Reader) lock(ctx context.Context) error {
 	if !r.mu.TryLock() {
 		return ErrConcurrentRead
 	}
-	if err := r.ready(ctx); err != nil {
+	if r.closed.Load() {
 		r.mu.Unlock()
-		return err
+		return r.closeErr
+	}
+	if r.skip.pending() {
+		if err := r.settleSkip(ctx); err != nil {
+			r.mu.Unlock()
+			return err
+		}
 	}
 	return nil
 }
 
-// ready returns errClosed after the owning Conn's Close, ctx's error if it ended,
-// and otherwise discards what an earlier overrun left to skip.
-func (r *Reader) ready(ctx context.Context) error {
-	if r.closed.Load() {
-		return errClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return r.settleSkip(ctx)
-}
-
-// fill reads once from the stream into the buffer's free room, making room first.
-// It returns the sticky error if there is one, ctx.Err() if ctx ended (keeping
-// whatever was read), a timeout if the user's read deadline passed, or the read
-// error, which then sticks.
-func (r *Reader) fill(ctx context.Context) error {
+// fill reads once from the stream into the buffer's free room, making room
+// first. want is the number of unread bytes the caller waits for, where it is
+// known (0 if not): the buffer grows towards it as bytes arrive, never ahead of
+// them. msg says whether the caller reads a message (a line, a frame, a
+// ReadExactly), which WithMessageTimeout bounds once its first byte is in.
+//
+// It returns the sticky error if there is one, ctx.Err() if ctx has ended
+// (keeping whatever was read), a timeout if the user's read deadline passed, or
+// the read error, which then sticks.
+func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 	if r.err != nil {
 		return r.err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.makeRoom()
-	n, err := r.readRaw(ctx, r.buf[r.w:])
-	r.full = r.w+n == len(r.buf)
-	r.w += n
-	if err != nil {
-		return r.readErr(ctx, err)
-	}
-	return nil
-}
-
-// readRaw makes one read from rd into p, which ctx's end interrupts. It first
-// marks the read under way, then lets a Conn send what its writer queued: in
-// that order, so a Write either sees the read coming or is sent by it.
-func (r *Reader) readRaw(ctx context.Context, p []byte) (int, error) {
-	if !r.used.Load() {
-		r.used.Store(true)
-	}
-	r.blocking.Store(true)
-	defer r.blocking.Store(false)
-	if r.beforeBlock != nil {
-		r.beforeBlock()
+	at := int64(-1)
+	if msg && r.w > r.r {
+		at = r.off + int64(r.r)
 	}
 	r.watch(ctx)
-	defer r.unwatch()
-	return r.rd.Read(p)
+	for empty := 0; ; empty++ {
+		n, err := r.readOnce(want, at)
+		if err != nil {
+			if !r.sticky {
+				r.unwatch()
+			}
+			return r.readErr(ctx, err)
+		}
+		if n > 0 || empty == maxEmptyReads {
+			if !r.sticky {
+				r.unwatch()
+			}
+			if n == 0 {
+				r.err = io.ErrNoProgress
+				return r.err
+			}
+			return nil
+		}
+	}
 }
 
-// readErr classifies a failed read: a deadline is ctx's end or the user's
-// timeout, and does not stick; anything else does.
+// readOnce makes one read from the stream into the buffer's free room: through
+// the socket's descriptor where the Reader has it, else through rd.
+func (r *Reader) readOnce(want int, msg int64) (int, error) {
+	var n int
+	var err error
+	if r.sock != nil {
+		n, err = r.sock.read(r, want, msg)
+	} else {
+		r.makeRoom(want)
+		if r.hook != nil {
+			r.hook.beforeWait(msg)
+		}
+		n, err = r.rd.Read(r.buf[r.w:])
+	}
+	n = max(n, 0)
+	r.full = n > 0 && r.w+n == len(r.buf)
+	r.w += n
+	if r.hook != nil {
+		r.hook.afterRead(n)
+		if err == io.EOF {
+			if rerr := r.hook.eofErr(); rerr != nil {
+				err = rerr
+			}
+		}
+	}
+	if n > 0 && err == io.EOF {
+		err = nil // count the data; the next read sees EOF again
+	}
+	return n, err
+}
+
+// readErr classifies a failed read: a passed deadline is ctx's end, the Conn's
+// close or the user's timeout, and does not stick; anything else does.
 func (r *Reader) readErr(ctx context.Context, err error) error {
+	if r.closed.Load() {
+		return r.closeErr
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		return err
 	}
-	if r.closed.Load() {
-		err = errClosed
-	}
 	r.err = err
 	return err
 }
 
-// makeRoom makes free room at the end of the buffer for the next read: it starts
-// over when everything was read, doubles the buffer while reads keep filling it
-// (up to growBufSize), and otherwise slides unread data to the front, growing only
-// when the unread data fills the buffer (callers bound that by the limit).
-func (r *Reader) makeRoom() {
-	if r.r == r.w {
-		r.r, r.w = 0, 0
-	}
-	switch {
+// makeRoom makes free room at the end of the buffer for the next read (want as
+// in fill). It starts over when everything was read, doubles the buffer while
+// reads keep filling it (up to growBufSize), slides unread data to the front,
+// and grows when unread data fills the buffer: doubling, capped at want where
+// that is known (callers bound the rest: a line by the limit, a frame by its
+// maximum).
+func (r *Reader) makeRoom(want int) {
+	switch unread := r.w - r.r; {
 	case r.buf == nil:
-		r.buf = make([]byte, minBufSize)
+		r.buf = getBuf(r.size)
+	case unread == 0:
+		r.off += int64(r.w)
+		r.r, r.w = 0, 0
+		if r.full && len(r.buf) < growBufSize {
+			r.grow(2 * len(r.buf))
+		}
 	case r.full && len(r.buf) < growBufSize:
 		r.grow(2 * len(r.buf))
-	case r.r > 0:
-		r.w = copy(r.buf, r.buf[r.r:r.w])
-		r.r = 0
-	case r.w == len(r.buf):
-		r.grow(2 * len(r.buf))
-	}
-}
-
-// reserve makes the buffer able to hold n unread bytes.
-func (r *Reader) reserve(n int) {
-	if len(r.buf)-r.r >= n {
-		return
-	}
-	if r.r > 0 {
-		r.w = copy(r.buf, r.buf[r.r:r.w])
-		r.r = 0
-	}
-	if len(r.buf) < n {
+	case unread == len(r.buf):
+		n := 2 * len(r.buf)
+		if want > unread {
+			n = min(n, want)
+		}
 		r.grow(n)
+	case r.r > 0 && (r.w == len(r.buf) || want > len(r.buf)-r.r):
+		r.off += int64(r.r)
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
 	}
 }
 
-// grow replaces the buffer with one of size n (at least minBufSize), keeping the
-// unread data at the front.
+// grow replaces the buffer with one of at least n bytes, keeping the unread
+// data at the front, and gives the old one back.
 func (r *Reader) grow(n int) {
-	buf := make([]byte, max(n, minBufSize))
+	buf := getBuf(n)
+	r.off += int64(r.r)
 	r.w = copy(buf, r.buf[r.r:r.w])
 	r.r = 0
+	putBuf(r.buf)
 	r.buf = buf
+	r.size = len(buf)
 }
 
-// take returns a copy of the next n buffered bytes and consumes them.
+// release gives an empty buffer back to the pool, so a Reader waiting for data
+// holds none; the next read takes one of the same size.
+func (r *Reader) release() {
+	if r.r != r.w || r.buf == nil {
+		return
+	}
+	r.off += int64(r.w)
+	putBuf(r.buf)
+	r.buf, r.r, r.w = nil, 0, 0
+}
+
+// handOver gives the buffer's unread bytes to the caller, buffer and all, and
+// leaves the Reader without one; the bytes are the caller's for good.
+func (r *Reader) handOver() []byte {
+	p := r.buf[r.r:r.w:r.w]
+	r.off += int64(r.w)
+	r.buf, r.r, r.w = nil, 0, 0
+	return p
+}
+
+// take returns a copy of the next n buffered bytes and consumes them. The
+// copy's capacity is its length; it is made without zeroing first (the
+// compiler turns make and copy into one call).
 func (r *Reader) take(n int) []byte {
-	p := make([]byte, n)
-	copy(p, r.buf[r.r:])
+	src := r.buf[r.r : r.r+n]
+	p := make([]byte, len(src))
+	copy(p, src)
 	r.consume(n)
 	return p
 }
 
 // consume drops the next n buffered bytes. Once a one-off large read (a big
-// ReadExactly or frame) is over, the oversized buffer is given back.
+// ReadExactly or frame) is over, the oversized buffer is given up.
 func (r *Reader) consume(n int) {
 	r.r += n
 	if r.r == r.w && len(r.buf) > 2*max(growBufSize, r.limit) {
+		r.off += int64(r.w)
 		r.buf, r.r, r.w = nil, 0, 0
+		r.size = minPooled
 	}
 }
 
-// takeAll returns a copy of everything buffered and empties the buffer.
-func (r *Reader) takeAll() []byte {
-	return r.take(r.w - r.r)
-}
-
-// watch arms ctx to interrupt the read about to start; unwatch disarms it. A
-// context that can never end costs nothing.
+// watch makes ctx's end interrupt the reads about to start. A context that can
+// never end, or whose end comes with the Conn's own close, costs nothing, and
+// so does the same context as the last read's while its watch is armed.
 func (r *Reader) watch(ctx context.Context) {
-	if done := ctx.Done(); r.dl == nil || done == nil || done == r.closesWith {
+	done := ctx.Done()
+	if r.dl == nil || done == r.closesWith {
+		done = nil
+	}
+	if done == r.watched {
 		return
+	}
+	r.unwatch()
+	if done == nil {
+		return
+	}
+	r.dmu.Lock()
+	defer r.dmu.Unlock()
+	if r.shut {
+		return // reads fail with the close error; nothing to interrupt
 	}
 	r.watchWG.Add(1)
 	r.stopWatch = context.AfterFunc(ctx, r.interruptFn)
+	r.watched = done
 }
 
 func (r *Reader) interrupt() {
@@ -264,18 +370,23 @@ func (r *Reader) interrupt() {
 	r.dmu.Unlock()
 }
 
+// unwatch disarms the watch, if any, and restores the user's deadline if the
+// watch had moved it.
 func (r *Reader) unwatch() {
-	if r.stopWatch == nil {
+	r.dmu.Lock()
+	stop := r.stopWatch
+	r.stopWatch, r.watched = nil, nil
+	r.dmu.Unlock()
+	if stop == nil {
 		return
 	}
-	if r.stopWatch() {
+	if stop() {
 		r.watchWG.Done() // interrupt will never run
 	} else {
-		r.watchWG.Wait() // it ran or is running: let it finish before we restore
+		r.watchWG.Wait() // it ran or is running: let it finish before restoring
 	}
-	r.stopWatch = nil
 	r.dmu.Lock()
-	if r.interrupted {
+	if r.interrupted && !r.shut {
 		r.interrupted = false
 		r.dl.SetReadDeadline(r.deadline)
 	}
@@ -283,45 +394,70 @@ func (r *Reader) unwatch() {
 }
 
 // setReadDeadline records the user's read deadline and applies it, unless a
-// cancelled context holds the deadline in the past for the moment (unwatch
-// applies it then).
+// context or the Conn's close holds the deadline in the past for the moment.
 func (r *Reader) setReadDeadline(t time.Time) error {
 	r.dmu.Lock()
 	defer r.dmu.Unlock()
 	r.deadline = t
-	if r.dl == nil || r.interrupted {
+	if r.dl == nil || r.interrupted || r.shut {
 		return nil
 	}
 	return r.dl.SetReadDeadline(t)
 }
 
-// Read reads up to len(p) bytes into p (io.Reader): buffered bytes first, else one
-// read from the stream, straight into p when p is at least as large as the buffer
-// (so a Conn used only through Read never allocates a buffer). It blocks until
-// data arrives, the read deadline passes (a timeout error), or the stream ends
-// (io.EOF). Concurrent Reads take turns, as net.Conn's do.
+// shutdown marks the Reader closed by its Conn, for reason: blocked and later
+// reads return reason. It interrupts a blocked read and disarms the watch, so
+// that a long-lived context keeps nothing of the Conn. Call it once.
+func (r *Reader) shutdown(reason error) {
+	r.closeErr = reason
+	r.closed.Store(true)
+	r.dmu.Lock()
+	r.shut = true
+	if r.dl != nil {
+		r.dl.SetReadDeadline(aLongTimeAgo)
+	}
+	stop := r.stopWatch
+	r.stopWatch = nil
+	r.dmu.Unlock()
+	if stop != nil {
+		if stop() {
+			r.watchWG.Done()
+		} else {
+			r.watchWG.Wait()
+		}
+	}
+}
+
+// Read reads up to len(p) bytes into p (io.Reader, net.Conn): buffered bytes
+// first, else one read from the stream, straight into p when p is at least as
+// large as the buffer would be (so a Conn used only through Read never takes a
+// buffer). It blocks until data arrives, the read deadline passes (a timeout
+// error), or the stream ends (io.EOF); after Close or Abort it returns an error
+// matching net.ErrClosed. Concurrent Reads take turns, as net.Conn's do.
+func (c *Conn) Read(p []byte) (int, error) { return c.rd.Read(p) }
+
+// Read reads up to len(p) bytes into p (io.Reader). See Conn.Read.
 func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return 0, r.closeErr
+	}
 	ctx := context.Background()
-	if err := r.ready(ctx); err != nil {
+	if err := r.settleSkip(ctx); err != nil {
 		return 0, err
 	}
 	if r.r == r.w {
 		if r.err != nil {
 			return 0, r.err
 		}
-		if len(p) >= len(r.buf) {
-			n, err := r.readRaw(ctx, p)
-			if err != nil {
-				err = r.readErr(ctx, err)
-			}
-			return n, err
+		if len(p) >= r.size && r.buf == nil && r.sock == nil {
+			return r.readDirect(p)
 		}
-		if err := r.fill(ctx); r.r == r.w {
+		if err := r.fill(ctx, 0, false); r.r == r.w {
 			return 0, err
 		}
 	}
@@ -330,17 +466,42 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readDirect reads from rd straight into p, bypassing the buffer.
+func (r *Reader) readDirect(p []byte) (int, error) {
+	r.watch(context.Background()) // disarms a watch left by another context
+	if r.hook != nil {
+		r.hook.beforeWait(-1)
+	}
+	n, err := r.rd.Read(p)
+	n = max(n, 0)
+	if r.hook != nil {
+		r.hook.afterRead(n)
+		if err == io.EOF && n == 0 {
+			if rerr := r.hook.eofErr(); rerr != nil {
+				err = rerr
+			}
+		}
+	}
+	if err != nil && err != io.EOF {
+		err = r.readErr(context.Background(), err)
+	}
+	return n, err
+}
+
 // ReadAll reads until the end of the stream and returns everything (asyncio's
 // read() with no size). It returns a nil error at EOF. It blocks until EOF, ctx
 // ends (ctx.Err(), everything read so far stays buffered) or a read fails. The
 // returned slice is the caller's.
+func (c *Conn) ReadAll(ctx context.Context) ([]byte, error) { return c.rd.ReadAll(ctx) }
+
+// ReadAll reads until the end of the stream. See Conn.ReadAll.
 func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer r.mu.Unlock()
 	for {
-		err := r.fill(ctx)
+		err := r.fill(ctx, 0, false)
 		if err == io.EOF {
 			break
 		}
@@ -348,20 +509,24 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 	}
-	p := r.buf[r.r:r.w:r.w]
-	r.buf, r.r, r.w = nil, 0, 0 // hand the buffer over rather than copy it
-	if p == nil {
-		p = []byte{}
+	if r.buf == nil {
+		return []byte{}, nil
 	}
-	return p, nil
+	return r.handOver(), nil // hand the buffer over rather than copy it
 }
 
 // ReadExactly reads exactly n bytes (asyncio's readexactly). n == 0 returns an
 // empty slice at once; n < 0 is an error. If the stream ends first, the error is
 // an *IncompleteReadError with the partial data and Expected n, and the buffer is
 // emptied. It blocks until n bytes are buffered, ctx ends (ctx.Err(), nothing is
-// lost) or a read fails. It is not bounded by the limit. The returned slice is the
-// caller's.
+// lost) or a read fails. It is not bounded by the limit, and the buffer grows
+// with the bytes that arrive, not with n. The returned slice is the caller's: one
+// allocation, without zeroing.
+func (c *Conn) ReadExactly(ctx context.Context, n int) ([]byte, error) {
+	return c.rd.ReadExactly(ctx, n)
+}
+
+// ReadExactly reads exactly n bytes. See Conn.ReadExactly.
 func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 {
 		return nil, errNegativeCount
@@ -376,16 +541,13 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	return r.take(n), nil
 }
 
-// await reads until n bytes are buffered. If the stream ends first it empties
-// the buffer into an *IncompleteReadError.
+// await reads until n bytes are buffered, growing the buffer only as bytes
+// arrive. If the stream ends first it empties the buffer into an
+// *IncompleteReadError.
 func (r *Reader) await(ctx context.Context, n int) error {
-	if r.w-r.r >= n {
-		return nil
-	}
-	r.reserve(n)
 	for r.w-r.r < n {
 		// A read may return data with io.EOF: count the data before the EOF.
-		if err := r.fill(ctx); err != nil && r.w-r.r < n {
+		if err := r.fill(ctx, n, true); err != nil && r.w-r.r < n {
 			if err == io.EOF {
 				return &IncompleteReadError{Partial: r.takeAll(), Expected: n}
 			}
@@ -395,4 +557,117 @@ func (r *Reader) await(ctx context.Context, n int) error {
 	return nil
 }
 
-var errNegativeCount = errors.New("sluice: negative count")
+// takeAll returns a copy of everything buffered and empties the buffer.
+func (r *Reader) takeAll() []byte {
+	return r.take(r.w - r.r)
+}
+
+// Chunks returns a single-use iterator over the stream's bytes as they arrive,
+// at most n at a time: what is buffered, else what one read brings. EOF ends the
+// loop with no error; any other error (ctx.Err(), a read error, n < 1) is yielded
+// once and ends it. Breaking out loses nothing. The yielded slice points into the
+// buffer and is valid until the next step or read; its capacity is its length. A
+// step allocates nothing.
+func (c *Conn) Chunks(ctx context.Context, n int) iter.Seq2[[]byte, error] {
+	return c.rd.Chunks(ctx, n)
+}
+
+// ChunkChan is the channel form of Chunks: a Stream of owned chunks of at most n
+// bytes, for select and goroutine pipelines. See Stream for its lifecycle.
+func (c *Conn) ChunkChan(ctx context.Context, n int) *Stream { return c.rd.ChunkChan(ctx, n) }
+
+// Chunks returns a single-use iterator over the stream's bytes as they arrive.
+// See Conn.Chunks.
+func (r *Reader) Chunks(ctx context.Context, n int) iter.Seq2[[]byte, error] {
+	return steps(func() ([]byte, error) { return r.nextChunk(ctx, n) })
+}
+
+// nextChunk returns up to n buffered bytes, reading once if none are, as a
+// view into the buffer.
+func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
+	if n < 1 {
+		return nil, errChunkSize
+	}
+	if err := r.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	for r.r == r.w {
+		if err := r.fill(ctx, 0, false); err != nil && r.r == r.w {
+			return nil, err
+		}
+	}
+	n = min(n, r.w-r.r)
+	chunk := r.buf[r.r : r.r+n : r.r+n]
+	r.r += n
+	return chunk, nil
+}
+
+// steps is the one iterator over a Reader's records (Lines, Chunks, Frames):
+// it calls next until io.EOF, which ends the loop quietly, or another error,
+// which is yielded once and ends it. It runs on the consumer's goroutine and
+// keeps no state of its own, so breaking out of the loop loses nothing.
+func steps(next func() ([]byte, error)) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for {
+			v, err := next()
+			if err == io.EOF {
+				return
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// skipState is what an overrun left to discard before the next read.
+type skipState struct {
+	n    int64   // bytes still to discard (an oversized frame's body)
+	seps *sepSet // discard through the next of these (a line or delimited frame over the limit)
+}
+
+func (s *skipState) pending() bool { return s.n > 0 || s.seps != nil }
+
+// settleSkip discards what skipState asks for, reading as needed, without
+// growing the buffer. EOF ends the skipping quietly, discarding what is left of
+// the skipped record (a tail that could have begun a separator): the caller's
+// read then sees EOF itself.
+func (r *Reader) settleSkip(ctx context.Context) error {
+	for r.skip.pending() {
+		if r.skip.n > 0 {
+			k := int(min(int64(r.w-r.r), r.skip.n))
+			r.consume(k)
+			if r.skip.n -= int64(k); r.skip.n == 0 {
+				continue
+			}
+		} else if r.skipThroughSep() {
+			continue
+		}
+		if r.err == io.EOF {
+			r.consume(r.w - r.r)
+			r.skip = skipState{}
+			return nil
+		}
+		if err := r.fill(ctx, 0, true); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipThroughSep discards buffered data through the first of skip.seps and
+// reports true, or discards all but the tail where a separator could still begin
+// and reports false.
+func (r *Reader) skipThroughSep() bool {
+	s := r.skip.seps
+	if _, e := s.index(r.buf[r.r:r.w]); e >= 0 {
+		r.consume(e)
+		r.skip.seps = nil
+		return true
+	}
+	if keep := s.max - 1; r.w-r.r > keep {
+		r.consume(r.w - r.r - keep)
+	}
+	return false
+}

@@ -12,15 +12,12 @@ import (
 	"time"
 )
 
-var (
-	errAlreadyTLS  = errors.New("sluice: StartTLS on a connection that already speaks TLS")
-	errTLSAfterEOF = fmt.Errorf("sluice: StartTLS after WriteEOF: %w", net.ErrClosed)
-)
+var errAlreadyTLS = errors.New("sluice: StartTLS on a connection that already speaks TLS")
 
-// tlsState is a Conn's TLS layer, once it has one. Guarded by the write queue's
-// mu, except host, which Dial sets before the Conn is shared.
+// tlsState is a Conn's TLS layer once its handshake is done. It never changes
+// afterwards.
 type tlsState struct {
-	host     string        // the host Dial dialled: the default server name
+	conn     *tls.Conn
 	cfg      *tls.Config   // as the caller passed it (ExtraInfo's "sslcontext")
 	base     *tlsBase      // the net.Conn beneath the TLS layer
 	shutdown time.Duration // bounds the close_notify alert on Close
@@ -127,7 +124,7 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config, opts ...Option) er
 	if sc.err != nil {
 		return sc.err
 	}
-	server := c.accepted
+	server := c.o.accepted
 	if sc.tlsSideChosen {
 		server = sc.tlsServerSide
 	}
@@ -141,18 +138,15 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config, opts ...Option) er
 // The certificates it holds are shared and must not be modified. Safe from any
 // goroutine.
 func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
-	if tc, ok := c.transport().(*tls.Conn); ok {
-		return tc.ConnectionState(), true
+	if t := c.tls.Load(); t != nil {
+		return t.conn.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
 }
 
-// dialTLS records the dialled host, the default server name, and when the Conn
-// was dialled WithTLS runs the client handshake (closing the Conn if it fails).
-func (c *Conn) dialTLS(ctx context.Context, address string) error {
-	if host, _, err := net.SplitHostPort(address); err == nil {
-		c.tls.host = host
-	}
+// dialTLS runs the client handshake when the Conn was dialled WithTLS (closing
+// the Conn if it fails).
+func (c *Conn) dialTLS(ctx context.Context) error {
 	if c.cfg.tls == nil {
 		return nil
 	}
@@ -184,19 +178,25 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, sc.tlsHandshake)
 	defer cancel()
-	r := &c.Reader
+	r := &c.rd
 	if err := r.lock(ctx); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
 	defer r.mu.Unlock()
-	if r.err != nil {
+	switch {
+	case c.tls.Load() != nil:
+		return errAlreadyTLS
+	case r.err != nil:
 		return fmt.Errorf("sluice: StartTLS: %w", r.err)
 	}
 	if err := c.q.hold(ctx); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
-	base := &tlsBase{Conn: c.raw, pre: r.buf[r.r:r.w:r.w]}
-	r.buf, r.r, r.w, r.full = nil, 0, 0, false // those bytes are TLS's now
+	var pre []byte
+	if r.buf != nil {
+		pre = r.handOver() // those bytes are TLS's now
+	}
+	base := &tlsBase{Conn: c.raw, pre: pre}
 	tc := tls.Client(base, c.clientConfig(cfg, sc))
 	if server {
 		tc = tls.Server(base, cloneConfig(cfg))
@@ -207,15 +207,13 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 		c.q.release(nil, err) // held Writes see the Conn closed
 		return err
 	}
-	r.rd = tc
+	r.rd, r.sock, r.full = tc, nil, false
 	r.dmu.Lock()
 	if r.dl != nil {
 		r.dl = tc // tc forwards deadlines to the raw conn, where the user's already is
 	}
 	r.dmu.Unlock()
-	c.q.mu.Lock()
-	c.tls.cfg, c.tls.base, c.tls.shutdown = cfg, base, sc.tlsShutdown
-	c.q.mu.Unlock()
+	c.tls.Store(&tlsState{conn: tc, cfg: cfg, base: base, shutdown: sc.tlsShutdown})
 	c.q.release(tc, nil)
 	return nil
 }
@@ -235,7 +233,7 @@ func (c *Conn) clientConfig(cfg *tls.Config, sc *config) *tls.Config {
 	case sc.serverName != "":
 		conf.ServerName = sc.serverName
 	case conf.ServerName == "":
-		conf.ServerName = c.tls.host
+		conf.ServerName = c.o.host
 	}
 	return conf
 }
@@ -252,82 +250,28 @@ func handshakeErr(parent, ctx context.Context, sc *config, err error) error {
 	return err
 }
 
-// hold stops the queue from accepting writes and waits until everything queued
-// has been handed to the kernel and the writer goroutine has ended, so the TLS
-// handshake has the connection to itself. On error nothing is held.
-func (q *writeQueue) hold(ctx context.Context) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	switch {
-	case q.closed:
-		return errClosed
-	case q.err != nil:
-		return q.err
-	case q.eof != eofNone:
-		return errTLSAfterEOF
-	}
-	if _, ok := q.out.(*tls.Conn); ok {
-		return errAlreadyTLS
-	}
-	q.upgrading = true
-	for q.err == nil && (q.size > 0 || q.running) {
-		q.startLocked()
-		if err := q.waitLocked(ctx, time.Time{}); err != nil {
-			q.upgrading = false
-			q.broadcastLocked()
-			return err
-		}
-	}
-	if q.err != nil {
-		q.upgrading = false
-		q.broadcastLocked()
-		return q.err
-	}
-	return nil
-}
-
-// release ends the hold: writes go on, to out if it is not nil. A failed
-// upgrade's error sticks.
-func (q *writeQueue) release(out net.Conn, err error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if out != nil {
-		q.out, q.raw = out, nil // sendNow would bypass TLS
-	}
-	q.failLocked(err)
-	q.upgrading = false
-	q.broadcastLocked()
-}
-
 // closeTransport closes what the Conn reads and writes through. Over TLS, a
 // graceful close (Close) sends the close_notify alert first, bounded by the TLS
 // shutdown timeout (and by crypto/tls's own 5 s); Abort closes the raw
 // connection at once, without the alert, as asyncio's abort does.
 func (c *Conn) closeTransport(graceful bool) error {
-	c.q.mu.Lock()
-	out, base, d := c.q.out, c.tls.base, c.tls.shutdown
-	c.q.mu.Unlock()
-	tc, ok := out.(*tls.Conn)
+	t := c.tls.Load()
 	switch {
-	case !ok:
-		return out.Close()
-	case !graceful:
+	case t == nil, !graceful:
 		return c.raw.Close()
 	}
-	base.shutdownBy(time.Now().Add(d))
-	return tc.Close()
+	t.base.shutdownBy(time.Now().Add(t.shutdown))
+	return t.conn.Close()
 }
 
 // tlsInfo answers ExtraInfo's TLS names (documented there), reporting false for
 // other names and on a Conn without TLS.
 func (c *Conn) tlsInfo(name string, def any) (any, bool) {
-	c.q.mu.Lock()
-	tc, ok := c.q.out.(*tls.Conn)
-	cfg := c.tls.cfg
-	c.q.mu.Unlock()
-	if !ok {
+	t := c.tls.Load()
+	if t == nil {
 		return nil, false
 	}
+	tc, cfg := t.conn, t.cfg
 	switch name {
 	case "sslcontext":
 		return cfg, true

@@ -17,8 +17,8 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,8 +103,7 @@ func serveOne(t *testing.T, handle func(ctx context.Context, c *Conn), opts ...O
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		c := NewConn(nc, opts...)
-		c.accepted = true
+		c := acceptedConn(nc, opts...)
 		if err = c.serverHandshake(ctx); err == nil && handle != nil {
 			handle(ctx, c)
 			c.Close()
@@ -112,32 +111,6 @@ func serveOne(t *testing.T, handle func(ctx context.Context, c *Conn), opts ...O
 		ch <- err
 	}()
 	return ln.Addr().String(), ch
-}
-
-// recv waits for one value from ch, failing the test after testTimeout.
-func recv[T any](t testing.TB, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		t.Fatal("timed out waiting")
-		panic("unreachable")
-	}
-}
-
-// waitUntil polls cond until it holds, failing the test after testTimeout. It
-// is for states that leave no other trace, such as a goroutine blocked inside
-// the package.
-func waitUntil(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out polling")
-		}
-		runtime.Gosched()
-	}
 }
 
 // echoLines answers each line with "echo: " and the line, until EOF.
@@ -292,39 +265,6 @@ func TestDialTLSVerifyFails(t *testing.T) {
 	}
 }
 
-// silentListener accepts connections and never writes to them, until cleanup.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-		for _, nc := range conns {
-			nc.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestDialTLSHandshakeTimeout(t *testing.T) {
 	t.Run("WithTLSHandshakeTimeout", func(t *testing.T) {
 		is := is.New(t)
@@ -353,8 +293,7 @@ func TestDialTLSHandshakeTimeout(t *testing.T) {
 func TestServerHandshakeTimeout(t *testing.T) {
 	is := is.New(t)
 	client, server := tcpPair(t)
-	c := NewConn(server, WithTLS(serverTLS()), WithTLSHandshakeTimeout(200*time.Millisecond))
-	c.accepted = true
+	c := acceptedConn(server, WithTLS(serverTLS()), WithTLSHandshakeTimeout(200*time.Millisecond))
 	start := time.Now()
 	err := c.serverHandshake(testCtx(t))
 	is.True(errors.Is(err, os.ErrDeadlineExceeded))
@@ -426,8 +365,7 @@ func TestStartTLSReadAhead(t *testing.T) {
 			is := is.New(t)
 			ctx := testCtx(t)
 			rawClient, rawServer := tcpPair(t)
-			srv := NewConn(rawServer)
-			srv.accepted = true // StartTLS takes the server side by default
+			srv := acceptedConn(rawServer) // StartTLS takes the server side by default
 			defer srv.Abort()
 
 			type result struct {
@@ -572,8 +510,8 @@ func TestStartTLSConcurrentRead(t *testing.T) {
 		got <- string(line)
 	}()
 	waitUntil(t, func() bool { // the reader holds the read lock
-		if c.Reader.mu.TryLock() {
-			c.Reader.mu.Unlock()
+		if c.rd.mu.TryLock() {
+			c.rd.mu.Unlock()
 			return false
 		}
 		return true
@@ -772,17 +710,20 @@ func recordTypes(b []byte) []byte {
 	return types
 }
 
-// TestTLSCloseNotify: Close sends close_notify, Abort does not. With TLS 1.2 the
-// alert's record type (21) shows on the wire.
+// TestTLSCloseNotify: Close sends close_notify, and the peer reads a clean EOF;
+// Abort does not, and resets the TCP connection beneath, so the peer's read
+// fails with a reset. With TLS 1.2 the alert's record type (21) shows on the
+// wire.
 func TestTLSCloseNotify(t *testing.T) {
 	const recordAlert, recordData = 21, 23
 	for _, tc := range []struct {
 		name     string
 		close    func(c *Conn)
 		lastType byte
+		reset    bool
 	}{
-		{"Close", func(c *Conn) { c.Close() }, recordAlert},
-		{"Abort", func(c *Conn) { c.Abort() }, recordData},
+		{"Close", func(c *Conn) { c.Close() }, recordAlert, false},
+		{"Abort", func(c *Conn) { c.Abort() }, recordData, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
@@ -804,7 +745,11 @@ func TestTLSCloseNotify(t *testing.T) {
 			is.NoErr(err)
 			is.NoErr(c.Flush(ctx))
 			tc.close(c)
-			is.NoErr(recv(t, peerErr)) // the peer read io.EOF, not an error
+			if err := recv(t, peerErr); tc.reset {
+				is.True(errors.Is(err, syscall.ECONNRESET)) // the reset came through
+			} else {
+				is.NoErr(err) // the peer read io.EOF, not an error
+			}
 			rec.mu.Lock()
 			types := recordTypes(rec.got)
 			rec.mu.Unlock()

@@ -97,8 +97,8 @@ func TestWriteBlocksAtHighWatermark(t *testing.T) {
 	c, peer := connPair(t, WithWriteBufferLimits(8<<10, 2<<10))
 	accepted := fillUntilBlocked(t, c)
 	size := c.WriteBufferSize()
-	is.True(size > 0)
-	is.True(size <= 8<<10) // memory is bounded by the high watermark
+	is.True(size > 8<<10)        // the Write that paused writing was accepted whole
+	is.True(size <= 8<<10+1<<10) // memory is bounded by the high watermark plus one Write
 
 	// Nothing accepted is lost: the peer receives every byte once it reads.
 	got := readAllAsync(peer)
@@ -317,6 +317,39 @@ func TestSetWriteBufferLimits(t *testing.T) {
 	is.NoErr(c.SetWriteBufferLimits(100, 10))
 	_, _, err := Pipe(WithWriteBufferLimits(1, 2))
 	is.True(err != nil)
+}
+
+// New limits take effect at once: raising the high watermark above what is
+// queued resumes writing and wakes a blocked Write and a waiting Drain; lowering
+// it below pauses writing.
+func TestSetWriteBufferLimitsTakeEffect(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(8<<10, 2<<10))
+	accepted := fillUntilBlocked(t, c) // the peer does not read: writing is paused
+	queued := c.WriteBufferSize()
+
+	drained := make(chan error, 1)
+	go func() { drained <- c.Drain(testCtx(t)) }()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte("x"))
+		wrote <- err
+	}()
+	quietFor(t, drained, 50*time.Millisecond, "Drain returned while paused")
+	quietFor(t, wrote, 10*time.Millisecond, "Write returned while paused")
+
+	is.NoErr(c.SetWriteBufferLimits(4*queued, queued)) // the queue is at the new low mark
+	is.NoErr(recv(t, drained))
+	is.NoErr(recv(t, wrote))
+
+	is.NoErr(c.SetWriteBufferLimits(16, 0)) // now far below what is queued
+	c.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Write([]byte("y"))
+	is.True(errors.Is(err, os.ErrDeadlineExceeded)) // paused again by the new limits
+	c.SetWriteDeadline(time.Time{})
+	got := readAllAsync(peer)
+	is.NoErr(c.Close())
+	is.Equal(len(<-got), accepted+1) // "x"; "y" was refused
 }
 
 // A Write on a Conn that has been read, while no read is under way, is left for

@@ -1,0 +1,289 @@
+package sluice
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// test_at_eof
+func TestAtEOF(t *testing.T) {
+	is := is.New(t)
+	c := feed(t, defaultLimit, "some data\n")
+	is.True(!c.AtEOF())
+	_, err := c.ReadLine(testCtx(t))
+	is.NoErr(err)
+	_, err = c.ReadLine(testCtx(t))
+	is.Equal(err, io.EOF)
+	is.True(c.AtEOF())
+}
+
+func TestReadExactly(t *testing.T) {
+	ctx := testCtx(t)
+	t.Run("zero and negative", func(t *testing.T) { // test_readexactly_zero_or_less
+		is := is.New(t)
+		c := feed(t, defaultLimit, streamData)
+		p, err := c.ReadExactly(ctx, 0)
+		is.NoErr(err)
+		is.Equal(len(p), 0)
+		_, err = c.ReadExactly(ctx, -1)
+		is.True(err != nil)
+		is.Equal(rest(t, c), streamData)
+	})
+	t.Run("across writes", func(t *testing.T) { // test_readexactly
+		is := is.New(t)
+		c := feed(t, defaultLimit, streamData, streamData, streamData)
+		p, err := c.ReadExactly(ctx, 2*len(streamData))
+		is.NoErr(err)
+		is.Equal(string(p), streamData+streamData)
+		is.Equal(rest(t, c), streamData)
+	})
+	t.Run("not bounded by the limit", func(t *testing.T) { // test_readexactly_limit
+		is := is.New(t)
+		c := feed(t, 3, "chunk")
+		p, err := c.ReadExactly(ctx, 5)
+		is.NoErr(err)
+		is.Equal(string(p), "chunk")
+	})
+	t.Run("eof", func(t *testing.T) { // test_readexactly_eof
+		is := is.New(t)
+		c := feed(t, defaultLimit, streamData)
+		_, err := c.ReadExactly(ctx, 2*len(streamData))
+		var ie *IncompleteReadError
+		is.True(errors.As(err, &ie))
+		is.Equal(string(ie.Partial), streamData)
+		is.Equal(ie.Expected, 36)
+		is.Equal(ie.Error(), "sluice: 18 bytes read on a total of 36 expected bytes")
+		is.True(errors.Is(err, io.ErrUnexpectedEOF))
+		is.Equal(rest(t, c), "")
+	})
+	t.Run("eof with nothing", func(t *testing.T) {
+		is := is.New(t)
+		c := feed(t, defaultLimit)
+		_, err := c.ReadExactly(ctx, 4)
+		is.True(errors.Is(err, io.EOF))
+	})
+	t.Run("large", func(t *testing.T) {
+		is := is.New(t)
+		big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+		c := feed(t, defaultLimit, big[:1000], big[1000:], "tail")
+		p, err := c.ReadExactly(ctx, len(big))
+		is.NoErr(err)
+		is.True(string(p) == big)
+		is.Equal(rest(t, c), "tail")
+	})
+}
+
+func TestReadAndReadAll(t *testing.T) {
+	is := is.New(t)
+	ctx := testCtx(t)
+	// test_read_line_breaks, test_read_until_eof
+	c := feed(t, 3, "line1", "line2", "chunk1\n", "chunk2")
+	p := make([]byte, 5)
+	_, err := io.ReadFull(c, p)
+	is.NoErr(err)
+	is.Equal(string(p), "line1")
+	all, err := c.ReadAll(ctx)
+	is.NoErr(err)
+	is.Equal(string(all), "line2chunk1\nchunk2")
+	// test_read_eof: at EOF Read returns io.EOF and ReadAll an empty slice.
+	n, err := c.Read(p)
+	is.Equal(n, 0)
+	is.Equal(err, io.EOF)
+	all, err = c.ReadAll(ctx)
+	is.NoErr(err)
+	is.Equal(len(all), 0)
+	is.True(c.AtEOF())
+}
+
+// test_readline_exception, test_read_exception: a connection error sticks, after
+// what was buffered has been read.
+func TestReadErrorSticks(t *testing.T) {
+	is := is.New(t)
+	boom := errors.New("boom")
+	r := NewReader(io.MultiReader(strings.NewReader("line\n"), iotest.ErrReader(boom)))
+	ctx := testCtx(t)
+	line, err := r.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "line\n")
+	for i := 0; i < 3; i++ {
+		_, err = r.ReadLine(ctx)
+		is.Equal(err, boom)
+	}
+	_, err = r.ReadExactly(ctx, 2)
+	is.Equal(err, boom)
+	_, err = r.Read(make([]byte, 4))
+	is.Equal(err, boom)
+}
+
+func TestInvalidLimit(t *testing.T) { // test_invalid_limit
+	for _, n := range []int{0, -1} {
+		_, _, err := Pipe(WithLimit(n))
+		if err == nil || !strings.Contains(err.Error(), "limit") {
+			t.Errorf("WithLimit(%d): got %v, want a limit error", n, err)
+		}
+	}
+}
+
+func TestErrorIdentities(t *testing.T) {
+	is := is.New(t)
+	is.True(errors.Is(&LimitOverrunError{Consumed: 3}, ErrLimitOverrun))
+	is.True(errors.Is(&IncompleteReadError{Partial: []byte("x"), Expected: 3}, io.ErrUnexpectedEOF))
+	is.True(!errors.Is(&IncompleteReadError{Partial: []byte("x"), Expected: 3}, io.EOF))
+	is.True(errors.Is(&IncompleteReadError{Expected: 3}, io.EOF))
+	is.True(errors.Is(&FrameTooLargeError{Size: 10, Max: 1}, ErrFrameTooLarge))
+	is.True(bytes.Contains([]byte((&FrameTooLargeError{Size: 10, Max: 1}).Error()), []byte("10")))
+}
+
+func TestChunks(t *testing.T) {
+	is := is.New(t)
+	in := strings.Repeat("0123456789", 500)
+	c := feed(t, defaultLimit, in[:7], in[7:4000], in[4000:])
+	var got strings.Builder
+	for chunk, err := range c.Chunks(testCtx(t), 64) {
+		is.NoErr(err)
+		is.True(len(chunk) > 0 && len(chunk) <= 64)
+		got.Write(chunk)
+	}
+	is.Equal(got.String(), in)
+
+	for _, err := range c.Chunks(testCtx(t), 0) {
+		is.True(err != nil) // n < 1
+	}
+}
+
+// Cancelling a blocked read returns ctx.Err() and loses no byte: the partial
+// line that had arrived is there for the next call.
+func TestCancelLosesNothing(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	_, err := peer.Write([]byte("partial"))
+	is.NoErr(err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = c.ReadLine(ctx)
+	is.True(errors.Is(err, context.DeadlineExceeded))
+	is.Equal(c.Buffered(), len("partial"))
+
+	// A cancelled Lines loop yields ctx.Err() once and keeps the data too.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	for _, err := range c.Lines(ctx2) {
+		is.True(errors.Is(err, context.Canceled))
+	}
+
+	_, err = peer.Write([]byte(" line\n"))
+	is.NoErr(err)
+	line, err := c.ReadLine(testCtx(t))
+	is.NoErr(err)
+	is.Equal(string(line), "partial line\n")
+}
+
+// The user's read deadline still applies after a context interrupted a read.
+func TestCancelRestoresDeadline(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := c.ReadLine(ctx)
+	is.True(errors.Is(err, context.DeadlineExceeded))
+
+	is.NoErr(c.SetReadDeadline(time.Now().Add(30 * time.Millisecond)))
+	_, err = c.ReadLine(context.Background())
+	var ne interface{ Timeout() bool }
+	is.True(errors.As(err, &ne) && ne.Timeout())
+
+	// And a read with no deadline and a live context blocks until data comes.
+	is.NoErr(c.SetReadDeadline(time.Time{}))
+}
+
+func TestConcurrentReadFails(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		// Take the read lock, then block in a read. Until it has the lock, the
+		// probes below may hold it: retry.
+		close(started)
+		for {
+			_, err := c.ReadLine(testCtx(t))
+			if !errors.Is(err, ErrConcurrentRead) {
+				done <- err
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	<-started
+	// Wait until the first reader holds the lock; the second then fails at once.
+	deadline := time.Now().Add(testTimeout)
+	var err error
+	for time.Now().Before(deadline) {
+		// Until the reader holds the lock, this probe takes it and times out.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		_, err = c.ReadExactly(ctx, 1)
+		cancel()
+		if errors.Is(err, ErrConcurrentRead) {
+			break
+		}
+	}
+	is.True(errors.Is(err, ErrConcurrentRead))
+	_, err = peer.Write([]byte("x\n"))
+	is.NoErr(err)
+	is.NoErr(<-done)
+}
+
+func TestReaderOverPipeCancel(t *testing.T) {
+	// NewReader over an os.Pipe: cancellation interrupts the blocked read.
+	is := is.New(t)
+	pr, pw, err := os.Pipe()
+	is.NoErr(err)
+	defer pw.Close()
+	defer pr.Close()
+	r := NewReader(pr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err = r.ReadLine(ctx)
+	is.True(errors.Is(err, context.DeadlineExceeded))
+	fmt.Fprint(pw, "hello\n")
+	line, err := r.ReadLine(testCtx(t))
+	is.NoErr(err)
+	is.Equal(string(line), "hello\n")
+	pw.Close()
+	_, err = r.ReadLine(testCtx(t))
+	is.Equal(err, io.EOF)
+}
+
+// emptyReader returns no data and no error, forever.
+type emptyReader struct{ calls int }
+
+func (r *emptyReader) Read([]byte) (int, error) { r.calls++; return 0, nil }
+
+// A stream that returns (0, nil) forever does not make a read spin: after a
+// bounded number of empty reads it fails with io.ErrNoProgress, as bufio does.
+func TestReadNoProgress(t *testing.T) {
+	is := is.New(t)
+	for name, read := range map[string]func(r *Reader) error{
+		"ReadLine":    func(r *Reader) error { _, err := r.ReadLine(testCtx(t)); return err },
+		"ReadExactly": func(r *Reader) error { _, err := r.ReadExactly(testCtx(t), 4); return err },
+		"Read":        func(r *Reader) error { _, err := r.Read(make([]byte, 4)); return err },
+	} {
+		src := &emptyReader{}
+		err := read(NewReader(src))
+		is.True(errors.Is(err, io.ErrNoProgress)) // name
+		is.True(src.calls <= maxEmptyReads+1)     // name
+		_ = name
+	}
+}

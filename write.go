@@ -1,0 +1,677 @@
+package sluice
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	errWriteAfterEOF = fmt.Errorf("sluice: write after WriteEOF: %w", net.ErrClosed)
+	errCannotEOF     = errors.New("sluice: the transport cannot write EOF")
+	errTLSAfterEOF   = fmt.Errorf("sluice: StartTLS after WriteEOF: %w", net.ErrClosed)
+)
+
+// backstopDelay bounds how long queued data waits for the Conn's next read to
+// send it before the writer goroutine is started anyway.
+const backstopDelay = time.Millisecond
+
+// writeQueue is a Conn's write side: a bounded, byte-counted buffer and
+// everything that happens to it, from admission to close. Writes append to
+// pending and return. Bytes reach the kernel by one of two routes, one batch at
+// a time (sending), so they keep their order:
+//
+//   - the writer goroutine (drainLoop), started when there is something to send
+//     and ending when the queue is empty, takes the whole of pending and sends
+//     it with one blocking write, so many small writes cost one syscall;
+//   - the Conn's reading goroutine, just before its read waits for data
+//     (sendNow, through the socket's descriptor), makes one write(2) that does
+//     not wait: in a request/response exchange that spares waking the writer
+//     goroutine on another core. Where a read is expected (the Conn has been
+//     read and no read is waiting), Write leaves the queue to it, and a
+//     backstop timer starts the writer goroutine if no read comes within
+//     backstopDelay.
+//
+// Whether the queue may be used at all is decided in one place, errLocked.
+type writeQueue struct {
+	mu        sync.Mutex // guards the fields up to wg
+	pending   []byte     // accepted, not yet taken for sending
+	spare     []byte     // a sent batch's buffer, kept for the next
+	size      int        // bytes accepted and not yet handed to the kernel, a batch being sent included
+	high, low int        // watermarks
+	paused    bool       // size passed high and has not fallen to low since
+	running   bool       // a writer goroutine is draining the queue
+	sending   bool       // a batch is being handed to the kernel, by the writer or sendNow
+	armed     bool       // the backstop timer is set
+	torn      bool       // the Conn is tearing down: no writer starts any more
+	closeErr  error      // why the queue closed (Close, Abort, a timeout); nil while open
+	err       error      // the first failed send; sticky
+	eof       eofState
+	upgrading bool      // StartTLS is switching the transport: Writes wait
+	deadline  time.Time // the write deadline: bounds a Write blocked by the pause
+	// wake is closed (then cleared) when the queue changes in a way a waiter
+	// may care about: size falls, an error sticks, it closes, the deadline or
+	// limits change; nil while no one waits.
+	wake  chan struct{}
+	out   net.Conn    // where batches go: the connection, or TLS over it
+	sock  *rawWriter  // out's descriptor, for sendNow; nil over TLS or where there is none
+	timer *time.Timer // runs backstop; made on first use
+	clock *activity   // the idle and message timeouts' clock, or nil
+
+	// Statistics.
+	written     int64
+	peak        int
+	drainWaits  int64
+	drainWaited time.Duration
+
+	// What the Conn's reads tell the queue (see Conn.beforeWait): whether the
+	// Conn has been read, and whether a read is waiting for data now.
+	readerUsed, readerWaiting atomic.Bool
+
+	wg sync.WaitGroup // the writer goroutine
+}
+
+type eofState uint8
+
+const (
+	eofNone eofState = iota
+	eofWanted
+	eofSent
+)
+
+// A queueOp is what a caller of errLocked means to do.
+type queueOp uint8
+
+const (
+	opWrite queueOp = iota // queue bytes
+	opDrain                // wait for the pause to end
+	opFlush                // wait for the queue to empty
+	opEOF                  // half-close
+	opHold                 // hold writes for StartTLS
+)
+
+// init readies q to send to out; sock is out's descriptor, or nil.
+func (q *writeQueue) init(out net.Conn, sock *rawWriter, high, low int, clock *activity) {
+	q.out, q.sock, q.high, q.low, q.clock = out, sock, high, low, clock
+}
+
+// errLocked is the one place that decides whether op may go on, and why not,
+// in this order: the queue closed (by Close, Abort or a timeout: its reason),
+// then a send failed (the sticky error), then WriteEOF was called (writes and
+// StartTLS fail; the rest go on).
+func (q *writeQueue) errLocked(op queueOp) error {
+	switch {
+	case q.closeErr != nil:
+		return q.closeErr
+	case q.err != nil:
+		return q.err
+	case q.eof == eofNone:
+		return nil
+	case op == opWrite:
+		return errWriteAfterEOF
+	case op == opHold:
+		return errTLSAfterEOF
+	}
+	return nil
+}
+
+// broadcastLocked wakes everyone waiting on the queue.
+func (q *writeQueue) broadcastLocked() {
+	if q.wake != nil {
+		close(q.wake)
+		q.wake = nil
+	}
+}
+
+// waitLocked releases q.mu until the queue changes, ctx ends or the deadline
+// passes, and takes it again. It returns ctx.Err() or a timeout error.
+func (q *writeQueue) waitLocked(ctx context.Context, deadline time.Time) error {
+	if q.wake == nil {
+		q.wake = make(chan struct{})
+	}
+	wake := q.wake
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timeout:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// admitLocked waits while writing is paused (or StartTLS switches the
+// transport) and returns nil once a Write may be queued: at once while the
+// queue is not paused, however large the Write. A passed write deadline fails
+// it, as net.Conn's Write.
+func (q *writeQueue) admitLocked() error {
+	for {
+		if err := q.errLocked(opWrite); err != nil {
+			return err
+		}
+		if !q.deadline.IsZero() && !time.Now().Before(q.deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		if !q.paused && !q.upgrading {
+			return nil
+		}
+		if err := q.waitLocked(context.Background(), q.deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// appendLocked queues bufs, pauses writing once the queue has passed the high
+// watermark, and makes sure what is queued will be sent.
+func (q *writeQueue) appendLocked(bufs ...[]byte) {
+	for _, b := range bufs {
+		q.reserveLocked(len(b))
+		q.pending = append(q.pending, b...)
+		q.size += len(b)
+	}
+	q.peak = max(q.peak, q.size)
+	if q.size > q.high {
+		q.paused = true
+	}
+	q.scheduleLocked()
+}
+
+// scheduleLocked makes sure what is queued will be sent: by the writer
+// goroutine, or, where the Conn has been read and no read is waiting, by the
+// next read (see writeQueue), with the backstop timer in case none comes. The
+// timer is armed at most once per backstopDelay and never stopped early, so it
+// costs nothing per message.
+func (q *writeQueue) scheduleLocked() {
+	switch {
+	case q.running || q.sending:
+		// The sender takes what is queued now when it is done.
+	case q.sock == nil || !q.readerUsed.Load() || q.readerWaiting.Load():
+		q.startLocked()
+	case !q.armed:
+		q.armed = true
+		if q.timer == nil {
+			q.timer = time.AfterFunc(backstopDelay, q.backstop)
+		} else {
+			q.timer.Reset(backstopDelay)
+		}
+	}
+}
+
+// backstop starts the writer for what no read has sent.
+func (q *writeQueue) backstop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.armed = false
+	if !q.sending {
+		q.startLocked()
+	}
+}
+
+// reserveLocked makes room in pending for n more bytes, moving to a larger
+// buffer (at least twice the size) when it must.
+func (q *writeQueue) reserveLocked(n int) {
+	if cap(q.pending)-len(q.pending) >= n {
+		return
+	}
+	buf := append(getBuf(max(len(q.pending)+n, 2*cap(q.pending)))[:0], q.pending...)
+	putBuf(q.pending)
+	q.pending = buf
+}
+
+// releaseBufsLocked gives the buffers of an empty, idle queue back to the pool.
+func (q *writeQueue) releaseBufsLocked() {
+	if len(q.pending) > 0 || q.sending || q.running {
+		return
+	}
+	putBuf(q.pending)
+	putBuf(q.spare)
+	q.pending, q.spare = nil, nil
+}
+
+// startLocked starts the writer goroutine if there is something to send and
+// none runs.
+func (q *writeQueue) startLocked() {
+	if q.running || q.torn || (len(q.pending) == 0 && q.eof != eofWanted) {
+		return
+	}
+	q.running = true
+	q.wg.Add(1)
+	// Owned by the Conn: teardown waits for it. It ends as soon as the queue
+	// is empty or a send fails; teardown closes the transport, which makes a
+	// blocked send fail.
+	go q.drainLoop()
+}
+
+// drainLoop is the writer goroutine: it sends pending in batches until nothing
+// is left, then sends a wanted EOF.
+func (q *writeQueue) drainLoop() {
+	defer q.wg.Done()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// While sendNow is sending, leave the queue to it: it starts a writer
+	// again if it leaves anything behind.
+	for q.err == nil && len(q.pending) > 0 && !q.sending {
+		batch, out := q.takeLocked()
+		q.mu.Unlock()
+		n, err := out.Write(batch)
+		q.mu.Lock()
+		q.sentLocked(batch, n, err)
+	}
+	if q.err == nil && q.eof == eofWanted && !q.sending && len(q.pending) == 0 {
+		hc := q.out.(halfCloser)
+		q.mu.Unlock()
+		err := hc.CloseWrite()
+		q.mu.Lock()
+		q.eof = eofSent
+		q.failLocked(err)
+	}
+	q.running = false
+	q.releaseBufsLocked()
+	q.broadcastLocked()
+}
+
+// sendNow tries once, without waiting, to hand what is queued to the kernel.
+// The Conn's reading goroutine calls it just before its read waits for data:
+// the reply it is about to wait for may need the request sent first. Whatever
+// the socket does not take at once is left to the writer goroutine.
+func (q *writeQueue) sendNow() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.sock == nil || q.sending || q.err != nil || q.upgrading || len(q.pending) == 0 {
+		return
+	}
+	batch, _ := q.takeLocked()
+	sock := q.sock
+	q.mu.Unlock()
+	n, err := sock.trySend(batch)
+	q.mu.Lock()
+	q.sentLocked(batch, n, err)
+	if len(q.pending) > 0 {
+		q.startLocked() // what the socket did not take, or what came meanwhile
+	}
+	// An armed backstop stays armed: stopping it here and resetting it at the
+	// next Write would move a timer earlier on every message, and each such
+	// move wakes the runtime's network poller on another core.
+	q.releaseBufsLocked()
+}
+
+// takeLocked takes everything pending as the next batch to send and marks it
+// being sent.
+func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
+	batch, out = q.pending, q.out
+	q.pending, q.spare = q.spare[:0], nil
+	q.sending = true
+	return batch, out
+}
+
+// sentLocked accounts for a batch of which n bytes were handed to the kernel;
+// the rest, unless err says it cannot be sent, goes back to the front of the
+// queue. Writing resumes once the queue is down to the low watermark.
+func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
+	q.sending = false
+	q.size -= n
+	q.written += int64(n)
+	if n > 0 && q.clock != nil {
+		q.clock.touch()
+	}
+	switch rest := batch[n:]; {
+	case err != nil:
+		q.size -= len(rest) // dropped, as failLocked drops pending
+	case len(rest) > 0:
+		buf := append(append(getBuf(len(rest) + len(q.pending))[:0], rest...), q.pending...)
+		putBuf(q.pending)
+		q.pending = buf
+	}
+	if q.spare == nil {
+		q.spare = batch
+	} else {
+		putBuf(batch)
+	}
+	q.failLocked(err)
+	if q.paused && q.size <= q.low {
+		q.paused = false
+	}
+	q.broadcastLocked()
+}
+
+// failLocked makes err the sticky write error, if it is the first, and drops
+// what can no longer be sent. A failure caused by the queue's own close is
+// reported as the close.
+func (q *writeQueue) failLocked(err error) {
+	if err == nil || q.err != nil {
+		return
+	}
+	if q.closeErr != nil {
+		err = q.closeErr
+	}
+	q.err = err
+	q.dropLocked()
+}
+
+// dropLocked drops everything not yet being sent and ends the pause.
+func (q *writeQueue) dropLocked() {
+	q.size -= len(q.pending)
+	q.pending = q.pending[:0]
+	q.paused = false
+	q.broadcastLocked()
+}
+
+// flushLocked waits until everything queued (and a wanted EOF) has been handed
+// to the kernel, ctx ends or the deadline passes. Close's own flush (closing)
+// goes on after the queue is closed; any other stops with the close's reason.
+func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time, closing bool) error {
+	for {
+		if !closing {
+			if err := q.errLocked(opFlush); err != nil {
+				return err
+			}
+		} else if q.err != nil {
+			return q.err
+		}
+		if q.size == 0 && q.eof != eofWanted {
+			return nil
+		}
+		q.startLocked()
+		if err := q.waitLocked(ctx, deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// close marks the queue closed for reason, so that new writes fail, and wakes
+// every waiter. It reports false if the queue was closed already.
+func (q *writeQueue) close(reason error) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closeErr != nil {
+		return false
+	}
+	q.closeErr = reason
+	q.broadcastLocked()
+	return true
+}
+
+// flushForClose sends what is queued before the Conn closes, for at most
+// timeout, or until the write deadline if that comes first. It returns the
+// sticky error, or a timeout error saying how much was dropped.
+func (q *writeQueue) flushForClose(timeout time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	if !q.deadline.IsZero() && q.deadline.Before(deadline) {
+		deadline = q.deadline
+	}
+	err := q.flushLocked(context.Background(), deadline, true)
+	if err == os.ErrDeadlineExceeded {
+		err = fmt.Errorf("sluice: close: %d queued bytes dropped: %w", q.size, err)
+	}
+	return err
+}
+
+// abort drops everything queued; a Close flushing it returns at once, with
+// the close's reason.
+func (q *writeQueue) abort() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err == nil {
+		q.err = q.closeErr
+	}
+	q.dropLocked()
+}
+
+// stop stops the queue for good and waits for the writer goroutine, which
+// the caller has made return by closing the transport.
+func (q *writeQueue) stop() {
+	q.mu.Lock()
+	q.torn = true
+	if q.armed {
+		q.timer.Stop()
+		q.armed = false
+	}
+	q.mu.Unlock()
+	q.wg.Wait()
+}
+
+// hold stops the queue from accepting writes and waits until everything queued
+// has been handed to the kernel and the writer goroutine has ended, so the TLS
+// handshake has the connection to itself. On error nothing is held.
+func (q *writeQueue) hold(ctx context.Context) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.upgrading = true
+	for {
+		err := q.errLocked(opHold)
+		if err == nil && q.size == 0 && !q.running && !q.sending {
+			return nil
+		}
+		if err == nil {
+			q.startLocked()
+			err = q.waitLocked(ctx, time.Time{})
+		}
+		if err != nil {
+			q.upgrading = false
+			q.broadcastLocked()
+			return err
+		}
+	}
+}
+
+// release ends the hold: writes go on, to out if it is not nil (TLS, which
+// sendNow must not bypass). A failed upgrade's error sticks.
+func (q *writeQueue) release(out net.Conn, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if out != nil {
+		q.out, q.sock = out, nil
+	}
+	q.failLocked(err)
+	q.upgrading = false
+	q.broadcastLocked()
+}
+
+// resetErr returns the sticky error if it is a connection reset: the reset a
+// read that found EOF must report instead.
+func (q *writeQueue) resetErr() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil && isReset(q.err) {
+		return q.err
+	}
+	return nil
+}
+
+// halfCloser is a transport that can half-close: *net.TCPConn, *net.UnixConn.
+type halfCloser interface{ CloseWrite() error }
+
+// canEOFLocked reports whether the transport can half-close: TCP and Unix
+// sockets can; TLS cannot (asyncio's can_write_eof).
+func (q *writeQueue) canEOFLocked() bool {
+	if _, ok := q.out.(*tls.Conn); ok {
+		return false
+	}
+	_, ok := q.out.(halfCloser)
+	return ok
+}
+
+// Write queues a copy of p and returns len(p), without a syscall: the Conn's
+// writer sends it in the background (see Drain for pacing).
+//
+// Writing is paused once WriteBufferSize exceeds the high watermark and resumes
+// when it falls to the low watermark (asyncio's pause_writing and
+// resume_writing). A Write into a queue that is not paused is accepted at once,
+// even if it takes the queue past the high watermark; a Write into a paused
+// queue blocks until writing resumes, or until the write deadline passes, when
+// it queues nothing and returns 0 and a timeout error. So a Write + Drain(ctx)
+// loop always waits in Drain, where ctx is honoured, and memory is bounded by
+// the high watermark plus one Write, with any number of writers.
+//
+// How the bytes are sent: a writer goroutine hands everything queued to the
+// kernel in one write(2). Where reads and writes alternate (a request/response
+// client, a server handler), the Conn's next read sends the queue itself, with
+// one write(2) that does not wait, just before it waits for the reply; if no
+// read comes within a millisecond, the writer goroutine sends it. Flush, Drain
+// (when paused) and Close start the writer at once.
+//
+// Errors: the sticky error of an earlier failed send; an error matching
+// net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed
+// by a timeout (ErrIdleTimeout, ErrMessageTimeout); a timeout error
+// (os.ErrDeadlineExceeded) once the write deadline has passed. Write is safe to
+// call from many goroutines; each Write's bytes stay together.
+func (c *Conn) Write(p []byte) (int, error) {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admitLocked(); err != nil {
+		return 0, err
+	}
+	q.appendLocked(p)
+	return len(p), nil
+}
+
+// Writev queues bufs as one write (asyncio's writelines), with Write's pausing
+// and errors, and returns the bytes queued.
+func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
+	var n int
+	for _, b := range bufs {
+		n += len(b)
+	}
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admitLocked(); err != nil {
+		return 0, err
+	}
+	q.appendLocked(bufs...)
+	return int64(n), nil
+}
+
+// Drain waits for writing to resume, with asyncio's hysteresis (CPython's
+// StreamWriter.drain): once the queue has passed the high watermark, writing is
+// paused and Drain blocks until the queue falls to the low watermark; while
+// writing is not paused it returns at once. It returns the sticky write error
+// if a send failed, ctx.Err() if ctx ends first, and an error matching
+// net.ErrClosed after Close or Abort (or the timeout that closed the Conn). Any
+// number of goroutines may wait in Drain. A Drain that waits counts in Stats.
+func (c *Conn) Drain(ctx context.Context) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var since time.Time
+	defer func() {
+		if !since.IsZero() {
+			q.drainWaited += time.Since(since)
+		}
+	}()
+	for {
+		if err := q.errLocked(opDrain); err != nil {
+			return err
+		}
+		if !q.paused {
+			return nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+			q.drainWaits++
+		}
+		q.startLocked()
+		if err := q.waitLocked(ctx, time.Time{}); err != nil {
+			return err
+		}
+	}
+}
+
+// Flush waits until everything queued (and a WriteEOF asked for) has been handed
+// to the kernel. It returns the sticky write error if a send failed, ctx.Err() if
+// ctx ends first, and an error matching net.ErrClosed after Close or Abort.
+func (c *Conn) Flush(ctx context.Context) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.flushLocked(ctx, time.Time{}, false)
+}
+
+// SetWriteBufferLimits sets the high and low watermarks in bytes (asyncio's
+// set_write_buffer_limits). low > high or a negative value is an error. Writing
+// pauses or resumes at once by the new limits, and blocked writers and drainers
+// re-check against them.
+func (c *Conn) SetWriteBufferLimits(high, low int) error {
+	if err := checkLimits(high, low); err != nil {
+		return err
+	}
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.high, q.low = high, low
+	if q.size > high {
+		q.paused = true
+	} else if q.size <= low {
+		q.paused = false
+	}
+	q.broadcastLocked()
+	return nil
+}
+
+// WriteBufferSize returns the bytes accepted by Write and not yet handed to the
+// kernel, a batch being sent included (asyncio's get_write_buffer_size).
+func (c *Conn) WriteBufferSize() int {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.size
+}
+
+// CanWriteEOF reports whether WriteEOF can half-close this Conn (asyncio's
+// can_write_eof): true over TCP and Unix sockets, false over TLS.
+func (c *Conn) CanWriteEOF() bool {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.canEOFLocked()
+}
+
+// WriteEOF half-closes the connection once the queued data is sent (asyncio's
+// write_eof): the peer reads EOF, and this side can still read. It does not
+// block; a failure to half-close becomes the sticky write error. Later writes
+// fail with an error matching net.ErrClosed. A second call does nothing. It
+// returns an error where CanWriteEOF is false (and while StartTLS runs), and
+// after Close or Abort.
+func (c *Conn) WriteEOF() error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch err := q.errLocked(opEOF); {
+	case err != nil:
+		return err
+	case q.eof != eofNone:
+		return nil
+	case q.upgrading || !q.canEOFLocked():
+		return errCannotEOF
+	}
+	q.eof = eofWanted
+	q.startLocked()
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Writes blocked by the pause (net.Conn).
+// A passed deadline makes Write fail at once with a timeout error. Data already
+// queued is sent regardless; Close bounds that. A zero t means no deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deadline = t
+	q.broadcastLocked()
+	return nil
+}
