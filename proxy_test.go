@@ -565,3 +565,19 @@ func TestProxyHeaderMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestWithProxyProtocol(t *testing.T) {
+	is := is.New(t)
+	cfg, err := newConfig(nil)
+	is.NoErr(err)
+	is.Equal(cfg.proxy, ProxyOff)
+	for _, p := range []ProxyProtocol{ProxyOff, ProxyOptional, ProxyRequired} {
+		cfg, err := newConfig([]Option{WithProxyProtocol(p)})
+		is.NoErr(err)
+		is.Equal(cfg.proxy, p)
+	}
+	for _, p := range []ProxyProtocol{-1, 3} {
+		_, err := newConfig([]Option{WithProxyProtocol(p)})
+		is.True(err != nil)
+	}
+}
