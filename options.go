@@ -65,6 +65,7 @@ type config struct {
 	startServing bool
 	maxConns     int
 	logger       *slog.Logger
+	proxy        ProxyProtocol
 }
 
 // newConfig returns the defaults with opts applied, or the first invalid option's
@@ -312,4 +313,23 @@ func WithMaxConns(n int) Option {
 // Default: slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(cfg *config) { cfg.logger = l }
+}
+
+// WithProxyProtocol sets whether a Server reads a PROXY protocol header (HAProxy's
+// v1 text or v2 binary) at the start of every connection it accepts, before TLS
+// and before the handler runs; RemoteAddr and LocalAddr then report the
+// addresses it carries. The header must arrive within the idle timeout, or 10 s
+// without one; under ProxyRequired a connection without a valid header is closed
+// and its handler never runs. Default ProxyOff. It applies to Listen and
+// NewServer. ProxyOptional lets any client claim any address: use it only where every
+// client comes through a trusted proxy. A value other than the three
+// ProxyProtocol constants is an error.
+func WithProxyProtocol(p ProxyProtocol) Option {
+	return func(cfg *config) {
+		if p < ProxyOff || p > ProxyRequired {
+			cfg.fail("unknown PROXY protocol mode %d", int(p))
+			return
+		}
+		cfg.proxy = p
+	}
 }
