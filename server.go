@@ -78,7 +78,8 @@ type Server struct {
 	serving  bool                 // StartServing has started the accept loops
 	closed   bool                 // the Server has begun to close
 	serveErr error                // the accept error that closed the Server, if one did
-	conns    map[*Conn]bool       // live connections: true once their handler runs
+	conns    map[*Conn]bool       // live connections: true while their handler runs
+	pending  map[net.Conn]bool    // accepted, PROXY header not read yet: true once the Server has closed it
 	live     int                  // goroutines in wg that have not ended
 	finished chan struct{}        // closed once closed && live == 0
 	stats    ServerStats          // Active and the byte counts are filled in by Stats
@@ -117,6 +118,7 @@ func newServer(ctx context.Context, lns []*listener, h Handler, cfg *config) *Se
 		lns:      lns,
 		base:     context.WithoutCancel(ctx),
 		conns:    make(map[*Conn]bool),
+		pending:  make(map[net.Conn]bool),
 		finished: make(chan struct{}),
 	}
 	if s.log == nil {
@@ -244,13 +246,15 @@ func (s *Server) shut() {
 // Server.close_clients), as Conn.Close does: each handler's ctx is cancelled and
 // its blocked reads and writes fail at once with an error matching
 // net.ErrClosed, then what is queued is sent (bounded by WithCloseTimeout) and
-// the connection closed. It does not block: the closes run in goroutines of the
-// Server's, which WaitClosed waits for and AbortClients cuts short. Connections
-// accepted afterwards are served as usual; call Close first to stop them
-// (Shutdown does).
+// the connection closed. A connection whose PROXY header has not arrived yet is
+// closed without a handler. It does not block: the closes run in goroutines of
+// the Server's, which WaitClosed waits for and AbortClients cuts short.
+// Connections accepted afterwards are served as usual; call Close first to stop
+// them (Shutdown does).
 func (s *Server) CloseClients() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closePendingLocked()
 	for c := range s.conns {
 		if c.IsClosing() {
 			continue
@@ -272,6 +276,7 @@ func (s *Server) CloseClients() {
 // net.ErrClosed. It does not wait for the handlers to return (WaitClosed does).
 func (s *Server) AbortClients() {
 	s.mu.Lock()
+	s.closePendingLocked()
 	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -279,6 +284,17 @@ func (s *Server) AbortClients() {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.Abort()
+	}
+}
+
+// closePendingLocked closes the connections still waiting for their PROXY
+// header; their goroutines then end without running the handler.
+func (s *Server) closePendingLocked() {
+	for nc, closed := range s.pending {
+		if !closed {
+			s.pending[nc] = true
+			nc.Close()
+		}
 	}
 }
 
@@ -415,9 +431,9 @@ type keepAliveConfigurer interface {
 	SetKeepAliveConfig(net.KeepAliveConfig) error
 }
 
-// handle makes a Conn of an accepted connection, registers it, and starts its
-// goroutine. It registers the Conn before Accept is called again, so that once
-// Close has returned, CloseClients and AbortClients reach every connection.
+// handle registers an accepted connection and starts the goroutine that
+// serves it. It registers it before Accept is called again, so that once Close
+// has returned, CloseClients and AbortClients reach every connection.
 func (s *Server) handle(nc net.Conn) {
 	if ka := s.cfg.keepAlive; ka != nil {
 		if kc, ok := nc.(keepAliveConfigurer); ok {
@@ -426,21 +442,37 @@ func (s *Server) handle(nc net.Conn) {
 			}
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Accepted++
+	s.live++
+	s.wg.Add(1)
+	// Owned by the Server: WaitClosed waits for it. It ends when the handler
+	// has returned and its Conn is closed; CloseClients and AbortClients close
+	// the Conn (or the connection, while its PROXY header is awaited), which
+	// ends the handler's reads and writes and cancels its ctx.
+	if s.cfg.proxy == ProxyOff {
+		ctx, c := s.openLocked(nc, proxyInfo{})
+		go s.serveConn(ctx, c)
+		return
+	}
+	s.pending[nc] = false
+	go s.serveProxied(nc)
+}
+
+// openLocked makes the Conn for nc and its handler's ctx, which the Conn
+// cancels when it closes, and registers the Conn.
+func (s *Server) openLocked(nc net.Conn, p proxyInfo) (context.Context, *Conn) {
 	ctx, cancel := context.WithCancel(s.base)
 	// The Conn cancels ctx whenever it closes (Close, Abort, a timeout), and
 	// the Server closes it once the handler returns: reads with ctx need not
 	// watch it (closesWith).
-	c := newConn(nc, s.cfg, connOptions{accepted: true, onClose: cancel, closesWith: ctx.Done()})
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stats.Accepted++
+	c := newConn(nc, s.cfg, connOptions{
+		accepted: true, onClose: cancel, closesWith: ctx.Done(),
+		remote: p.remote, local: p.local, pre: p.rest,
+	})
 	s.conns[c] = false
-	s.live++
-	s.wg.Add(1)
-	// Owned by the Server: WaitClosed waits for it. It ends when the handler
-	// has returned and c is closed; CloseClients and AbortClients close c,
-	// which ends the handler's reads and writes and cancels its ctx.
-	go s.serveConn(ctx, c)
+	return ctx, c
 }
 
 // serveConn runs the handler for c, logs how it ended, and closes c. Its frame,
@@ -450,6 +482,42 @@ func (s *Server) handle(nc net.Conn) {
 func (s *Server) serveConn(ctx context.Context, c *Conn) {
 	r, err := s.runHandler(ctx, c)
 	s.finishConn(ctx, c, r, err)
+}
+
+// proxyHeaderWait bounds the wait for a PROXY header where WithIdleTimeout does
+// not.
+const proxyHeaderWait = 10 * time.Second
+
+// serveProxied reads nc's PROXY header (WithProxyProtocol), before TLS and
+// before the handler, within the idle timeout or proxyHeaderWait, then serves
+// the Conn as serveConn does. A connection whose header is missing (under
+// ProxyRequired) or bad is closed, counted in Rejected, and never reaches the
+// handler.
+func (s *Server) serveProxied(nc net.Conn) {
+	wait := proxyHeaderWait
+	if s.cfg.idleTimeout > 0 {
+		wait = s.cfg.idleTimeout
+	}
+	p, err := readProxyHeader(nc, s.cfg.proxy, time.Now().Add(wait))
+	s.mu.Lock()
+	closed := s.pending[nc]
+	delete(s.pending, nc)
+	if err != nil || closed {
+		if !closed {
+			s.stats.Rejected++
+		}
+		s.mu.Unlock()
+		nc.Close()
+		if err != nil && !closed {
+			s.log.Info("sluice: connection refused: PROXY protocol header", "peer", nc.RemoteAddr(), "err", err)
+		}
+		s.releaseSlot()
+		s.exited()
+		return
+	}
+	ctx, c := s.openLocked(nc, p)
+	s.mu.Unlock()
+	s.serveConn(ctx, c)
 }
 
 // runHandler runs the TLS handshake (with WithTLS; bounded by the handshake
