@@ -1,11 +1,16 @@
 package sluice
 
 import (
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 
@@ -103,5 +108,91 @@ func TestInvalidOptions(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// Abort resets a TCP connection: the peer's read fails with ECONNRESET
+// instead of a clean EOF, so a proxy can pass the reset on.
+func TestAbortResets(t *testing.T) {
+	for _, queued := range []bool{false, true} {
+		is := is.New(t)
+		c, peer := connPair(t)
+		if queued {
+			c.Write([]byte("dropped"))
+		}
+		c.Abort()
+		peer.SetReadDeadline(time.Now().Add(testTimeout))
+		_, err := io.ReadAll(peer)
+		is.True(errors.Is(err, syscall.ECONNRESET))
+	}
+}
+
+// Once the Conn's own send has met a reset, a read that finds no more data
+// returns the reset, never a clean EOF: no truncated last line, no io.EOF.
+func TestResetIsNeverEOF(t *testing.T) {
+	for _, read := range []string{"ReadLine", "ReadFrame", "Lines"} {
+		t.Run(read, func(t *testing.T) {
+			is := is.New(t)
+			c, peer := connPair(t)
+			partial := []byte("partial") // a line cut short
+			if read == "ReadFrame" {
+				partial = append([]byte{0, 0, 0, 100}, partial...) // a frame cut short
+			}
+			peer.Write(partial)
+			ctx := testCtx(t)
+			for c.Buffered() == 0 { // the partial data is in; read no more
+				c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				c.ReadLine(ctx)
+			}
+			c.SetReadDeadline(time.Time{})
+			peer.(*net.TCPConn).SetLinger(0)
+			peer.Close() // a reset
+			// The Conn's own send meets the reset first and consumes it.
+			var err error
+			for i := 0; i < 100 && err == nil; i++ {
+				c.Write([]byte("request\n"))
+				err = c.Flush(ctx)
+			}
+			is.True(err != nil)
+			switch read {
+			case "ReadLine":
+				line, err := c.ReadLine(ctx)
+				is.Equal(line, nil)
+				is.True(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+			case "ReadFrame":
+				_, err := c.ReadFrame(ctx, LengthPrefixed(LengthPrefix{}))
+				is.True(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+			case "Lines":
+				var last error
+				for _, err := range c.Lines(ctx) {
+					last = err
+				}
+				is.True(errors.Is(last, syscall.ECONNRESET) || errors.Is(last, syscall.EPIPE))
+			}
+		})
+	}
+}
+
+// Every method a user calls on a Conn is the Conn's own, so that
+// go doc sluice Conn.NAME finds it: every exported method of *Reader is
+// defined on *Conn too.
+func TestConnHasEveryReadMethod(t *testing.T) {
+	conn, reader := reflect.TypeOf(&Conn{}), reflect.TypeOf(&Reader{})
+	for i := 0; i < reader.NumMethod(); i++ {
+		m := reader.Method(i)
+		cm, ok := conn.MethodByName(m.Name)
+		if !ok {
+			t.Errorf("Conn lacks %s", m.Name)
+			continue
+		}
+		if cm.Type.NumIn() != m.Type.NumIn() {
+			t.Errorf("Conn.%s and Reader.%s differ", m.Name, m.Name)
+		}
+	}
+	// An embedded Reader would promote its methods: go doc would not list them.
+	for i := 0; i < conn.Elem().NumField(); i++ {
+		if f := conn.Elem().Field(i); f.Anonymous {
+			t.Errorf("Conn embeds %s", f.Name)
+		}
 	}
 }

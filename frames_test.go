@@ -3,11 +3,14 @@ package sluice
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -681,4 +684,88 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	n := copy(p, r.block[r.off:])
 	r.off = (r.off + n) % len(r.block)
 	return n, nil
+}
+
+// Memory follows the bytes received, never what a header claims: 100
+// connections each sending a 4-byte header announcing 8 MiB (the default
+// maximum) cost next to nothing while the bodies do not come.
+func TestHostileHeaderAllocatesNothing(t *testing.T) {
+	for _, mode := range []string{"ReadFrame", "Frames", "ReadExactly"} {
+		t.Run(mode, func(t *testing.T) {
+			is := is.New(t)
+			const conns = 100
+			var hdr [4]byte
+			binary.BigEndian.PutUint32(hdr[:], 8<<20-1)
+			readers := make([]*Conn, conns)
+			for i := range readers {
+				rd, peer, err := Pipe()
+				is.NoErr(err)
+				t.Cleanup(func() { rd.Abort(); peer.Abort() })
+				_, err = peer.NetConn().Write(hdr[:])
+				is.NoErr(err)
+				readers[i] = rd
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			started := make(chan struct{}, conns)
+			for _, rd := range readers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					started <- struct{}{}
+					switch mode {
+					case "ReadFrame":
+						rd.ReadFrame(ctx, LengthPrefixed(LengthPrefix{}))
+					case "Frames":
+						for range rd.Frames(ctx, LengthPrefixed(LengthPrefix{})) {
+						}
+					case "ReadExactly":
+						rd.ReadExactly(ctx, 8<<20)
+					}
+				}()
+			}
+			for range conns {
+				recv(t, started)
+			}
+			for _, rd := range readers { // each has read its header and waits for the body
+				waitUntil(t, func() bool { return rd.Stats().BytesRead >= 4 })
+			}
+			runtime.ReadMemStats(&after)
+			cancel()
+			wg.Wait()
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d connections holding a hostile header: %d bytes allocated", conns, allocated)
+			is.True(allocated < 4<<20) // not 100 × 8 MiB
+		})
+	}
+}
+
+// Discarding an oversized Delimited frame does not grow the buffer.
+func TestDelimitedOverrunMemory(t *testing.T) {
+	is := is.New(t)
+	const max = 1 << 20
+	rd, wr, err := Pipe()
+	is.NoErr(err)
+	defer rd.Abort()
+	defer wr.Abort()
+	go func() {
+		wr.NetConn().Write(bytes.Repeat([]byte("x"), 8*max))
+		wr.NetConn().Write([]byte("\nnext\n"))
+	}()
+	f := Delimited(max, []byte("\n"))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = rd.ReadFrame(testCtx(t), f)
+	is.True(errors.Is(err, ErrFrameTooLarge))
+	frame, err := rd.ReadFrame(testCtx(t), f)
+	is.NoErr(err)
+	is.Equal(string(frame), "next")
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("discarding an %d-byte frame with max %d allocated %d bytes", 8*max, max, allocated)
+	is.True(allocated < 3*max)
 }

@@ -255,9 +255,10 @@ func (r *Reader) readErr(ctx context.Context, err error) error {
 // makeRoom makes free room at the end of the buffer for the next read (want as
 // in fill). It starts over when everything was read, doubles the buffer while
 // reads keep filling it (up to growBufSize), slides unread data to the front,
-// and grows when unread data fills the buffer: doubling, capped at want where
-// that is known (callers bound the rest: a line by the limit, a frame by its
-// maximum).
+// and grows when unread data fills the buffer: doubling, and straight to want,
+// where that is known, once the next doubling would pass it (callers bound the
+// rest: a line by the limit, a frame by its maximum). So a buffer that grows
+// to hold n bytes has cost at most about 2n in allocations.
 func (r *Reader) makeRoom(want int) {
 	switch unread := r.w - r.r; {
 	case r.buf == nil:
@@ -272,8 +273,8 @@ func (r *Reader) makeRoom(want int) {
 		r.grow(2 * len(r.buf))
 	case unread == len(r.buf):
 		n := 2 * len(r.buf)
-		if want > unread {
-			n = min(n, want)
+		if want > unread && 2*n > want {
+			n = want // the next doubling would pass it: go there at once
 		}
 		r.grow(n)
 	case r.r > 0 && (r.w == len(r.buf) || want > len(r.buf)-r.r):

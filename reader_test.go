@@ -287,3 +287,42 @@ func TestReadNoProgress(t *testing.T) {
 		_ = name
 	}
 }
+
+// Lines, Chunks and Frames yield views with cap == len: appending to one
+// copies instead of overwriting what follows.
+func TestViewsCapEqualsLen(t *testing.T) {
+	is := is.New(t)
+	c := feed(t, 64<<10, "one\ntwo\nthree\n")
+	var got []string
+	for line, err := range c.Lines(testCtx(t)) {
+		is.NoErr(err)
+		is.Equal(cap(line), len(line))
+		reply := append(line, " ok"...) // as doc.go's server once did
+		got = append(got, string(reply))
+	}
+	is.Equal(got, []string{"one ok", "two ok", "three ok"})
+
+	c = feed(t, 64<<10, "abcdef")
+	for chunk, err := range c.Chunks(testCtx(t), 2) {
+		is.NoErr(err)
+		is.Equal(cap(chunk), len(chunk))
+		_ = append(chunk, "!!"...)
+	}
+
+	rd, wr, err := Pipe()
+	is.NoErr(err)
+	defer rd.Abort()
+	defer wr.Abort()
+	f := LengthPrefixed(LengthPrefix{})
+	for _, p := range []string{"first", "second"} {
+		is.NoErr(wr.WriteFrame(f, []byte(p)))
+	}
+	is.NoErr(wr.WriteEOF())
+	var frames []string
+	for frame, err := range rd.Frames(testCtx(t), f) {
+		is.NoErr(err)
+		is.Equal(cap(frame), len(frame))
+		frames = append(frames, string(append(frame, "XXXXXXXX"...)))
+	}
+	is.Equal(frames, []string{"firstXXXXXXXX", "secondXXXXXXXX"})
+}

@@ -559,9 +559,12 @@ func (s *Server) finishConn(ctx context.Context, c *Conn, r *panics.Recovered, e
 		counted = &s.stats.Panics
 		s.log.Error("sluice: handler panic", "peer", peer, "panic", r.Value, "stack", string(r.Stack))
 	case errors.As(err, &hs):
+		// A failed handshake aborts the Conn, so its ctx is always done here:
+		// only a peer that went away, or the Server closing the Conn during
+		// the handshake, is not worth an operator's attention.
 		counted = nil
 		level := slog.LevelInfo
-		if peerLeft(hs.err) || closing {
+		if peerLeft(hs.err) || errors.Is(hs.err, net.ErrClosed) || errors.Is(hs.err, context.Canceled) {
 			level = slog.LevelDebug
 		}
 		s.log.Log(context.Background(), level, "sluice: TLS handshake failed", "peer", peer, "err", hs.err)

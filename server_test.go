@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -556,5 +557,72 @@ func TestAcceptErrorEndsServe(t *testing.T) {
 			is.Equal(strings.Count(logs.String(), "sluice: accept error; retrying"), 0)
 			is.True(strings.Contains(logs.String(), "sluice: accept failed; closing the server"))
 		})
+	}
+}
+
+// A handler's ctx is cancelled as soon as its Conn is closed by anyone: a
+// handler blocked in ReadLine(ctx) returns during CloseClients even while the
+// flush is stuck, and one waiting on ctx.Done() returns when another goroutine
+// aborts its Conn.
+func TestHandlerContextFollowsConn(t *testing.T) {
+	t.Run("CloseClients while the flush is stuck", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		returned := make(chan error, 1)
+		queued := make(chan struct{}, 1)
+		s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+			c.Write(bytes.Repeat([]byte("q"), 8<<20)) // far more than the socket buffers hold
+			queued <- struct{}{}
+			_, err := c.ReadLine(ctx)
+			returned <- err
+			return err
+		})
+		srvDial(t, s.Addrs()[0]) // never reads
+		recv(t, queued)
+		s.CloseClients() // its flush waits up to the 30 s close timeout
+		is.True(errors.Is(recv(t, returned), net.ErrClosed))
+		s.AbortClients()
+	})
+	t.Run("Abort by another goroutine", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		conns := make(chan *Conn, 1)
+		returned := make(chan error, 1)
+		s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+			conns <- c
+			<-ctx.Done()
+			returned <- ctx.Err()
+			return nil
+		})
+		srvDial(t, s.Addrs()[0])
+		recv(t, conns).Abort()
+		is.True(errors.Is(recv(t, returned), context.Canceled))
+	})
+}
+
+// A failed TLS handshake is logged at Info with the peer and the reason; a
+// peer that just goes away stays at Debug.
+func TestTLSHandshakeFailureIsLogged(t *testing.T) {
+	is := is.New(t)
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := Listen(testCtx(t), "tcp", "127.0.0.1:0", func(context.Context, *Conn) error { return nil },
+		WithTLS(serverTLS()), WithLogger(logger))
+	is.NoErr(err)
+	nc, err := net.Dial("tcp", srv.Addrs()[0].String())
+	is.NoErr(err)
+	nc.Write([]byte("GET / HTTP/1.0\r\n\r\n")) // not TLS
+	io.Copy(io.Discard, nc)
+	nc.Close()
+	gone, err := net.Dial("tcp", srv.Addrs()[0].String())
+	is.NoErr(err)
+	gone.Close() // went away: Debug
+	is.NoErr(srv.Shutdown(testCtx(t)))
+	out := logs.String()
+	is.True(strings.Contains(out, "level=INFO"))
+	is.True(strings.Contains(out, "TLS handshake"))
+	is.True(strings.Contains(out, nc.LocalAddr().String()))
+	if n := strings.Count(out, "msg=\"sluice: TLS handshake failed\""); n != 1 { // the peer that went away is not logged at Info
+		t.Fatalf("%d handshake failures logged at Info:\n%s", n, out)
 	}
 }

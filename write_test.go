@@ -468,3 +468,56 @@ func TestPartialSendRequeuesFirst(t *testing.T) {
 	is.Equal(len(q.pending), 0)
 	is.True(q.err != nil)
 }
+
+// A Write + Drain(ctx) loop against a peer that stops reading ends when ctx
+// does: Write is accepted until writing is paused, so the loop waits in Drain.
+func TestWriteDrainLoopHonoursContext(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t) // the peer never reads
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		msg := bytes.Repeat([]byte("m"), 1000)
+		for {
+			if _, err := c.Write(msg); err != nil {
+				done <- err
+				return
+			}
+			if err := c.Drain(ctx); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	is.True(errors.Is(recv(t, done), context.DeadlineExceeded))
+}
+
+// Memory stays within the high watermark plus one Write, with many
+// concurrent writers pacing themselves with Drain.
+func TestWriteMemoryBoundConcurrent(t *testing.T) {
+	is := is.New(t)
+	const high, msgLen, writers = 16 << 10, 1000, 8
+	c, _ := connPair(t, WithWriteBufferLimits(high, high/4)) // the peer never reads
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := bytes.Repeat([]byte("w"), msgLen)
+			for ctx.Err() == nil {
+				c.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+				if _, err := c.Write(msg); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					return
+				}
+				c.Drain(ctx)
+			}
+		}()
+	}
+	wg.Wait()
+	peak := c.Stats().QueuedPeak // exact: the largest WriteBufferSize there was
+	is.True(peak > high)         // writing was paused past the high watermark
+	is.True(peak <= high+msgLen) // and memory stayed within high + one write
+}
