@@ -69,6 +69,7 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 	if len(o.pre) > 0 {
 		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
+		c.nread.Add(int64(len(o.pre)))
 	}
 	c.q.init(nc, newRawWriter(rc, nc), cfg.high, cfg.low, c.clock)
 	return c

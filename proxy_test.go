@@ -1,9 +1,12 @@
 package sluice
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -580,4 +583,152 @@ func TestWithProxyProtocol(t *testing.T) {
 		_, err := newConfig([]Option{WithProxyProtocol(p)})
 		is.True(err != nil)
 	}
+}
+
+// proxySeen is what a handler behind WithProxyProtocol reports of its Conn.
+type proxySeen struct {
+	remote, local, socketPeer string
+	line                      string
+}
+
+// proxyServer runs a Server with the PROXY protocol in mode whose handler
+// reports what it saw on seen and echoes the first line.
+func proxyServer(t *testing.T, mode ProxyProtocol, opts ...Option) (*Server, <-chan proxySeen) {
+	seen := make(chan proxySeen, 16)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		line, err := c.ReadLine(ctx)
+		seen <- proxySeen{c.RemoteAddr().String(), c.LocalAddr().String(), c.NetConn().RemoteAddr().String(), string(line)}
+		if err != nil {
+			return err
+		}
+		_, err = c.Write(line)
+		return err
+	}, append(opts, WithProxyProtocol(mode), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))...)
+	return s, seen
+}
+
+// Behind a proxy, a Server's Conns report the addresses the header carries
+// (LOCAL keeps the real ones), the socket the proxy's, and the data after the
+// header is the Conn's first data, however the header arrives.
+func TestServerProxyProtocol(t *testing.T) {
+	headers := []struct {
+		name, header, remote, local string
+	}{
+		{"v1 TCP4", "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n", v4Remote, v4Local},
+		{"v1 TCP6", "PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n", v6Remote, v6Local},
+		{"v2 TCP4", v2Header(0x21, 0x11, v4Addrs), v4Remote, v4Local},
+		{"v2 TCP6", v2Header(0x21, 0x21, v6Addrs), v6Remote, v6Local},
+		{"v2 LOCAL", v2Header(0x20, 0x00), "", ""},
+	}
+	for _, mode := range []ProxyProtocol{ProxyOptional, ProxyRequired} {
+		for _, h := range headers {
+			for _, split := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%s/split=%v", modeName(mode), h.name, split)
+				t.Run(name, func(t *testing.T) {
+					srvNoLeaks(t)
+					is := is.New(t)
+					s, seen := proxyServer(t, mode)
+					nc := srvDial(t, s.Addrs()[0])
+					parts := []string{h.header + "hello\n"} // the header shares a write with data
+					if split {
+						parts = withLast(splitEvery(h.header, 1), "hello\n")
+					}
+					waitSent(t, sendSlowly(nc, parts...))
+					got := recv(t, seen)
+					is.Equal(got.line, "hello\n")
+					is.Equal(got.socketPeer, nc.LocalAddr().String()) // the proxy's
+					if h.remote == "" {                               // LOCAL: the real endpoints
+						is.Equal(got.remote, nc.LocalAddr().String())
+						is.Equal(got.local, nc.RemoteAddr().String())
+					} else {
+						is.Equal(got.remote, h.remote)
+						is.Equal(got.local, h.local)
+					}
+					reply := make([]byte, 6)
+					_, err := io.ReadFull(nc, reply)
+					is.NoErr(err)
+					is.Equal(string(reply), "hello\n")
+					waitUntil(t, func() bool { return s.Stats().BytesRead == 6 }) // the header is not counted
+				})
+			}
+		}
+	}
+}
+
+// Without a header, ProxyRequired refuses the connection before its handler
+// runs and counts it in Rejected; ProxyOptional serves it as it is.
+func TestServerProxyMissing(t *testing.T) {
+	t.Run("required", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		s, seen := proxyServer(t, ProxyRequired)
+		nc := srvDial(t, s.Addrs()[0])
+		nc.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		got, _ := io.ReadAll(nc)
+		is.Equal(len(got), 0) // closed without a word
+		waitUntil(t, func() bool { return s.Stats().Rejected == 1 })
+		st := s.Stats()
+		is.Equal(st.Accepted, int64(1))
+		is.Equal(st.Errors, int64(0))
+		quietFor(t, seen, 10*time.Millisecond, "the handler ran")
+	})
+	t.Run("optional", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		s, seen := proxyServer(t, ProxyOptional)
+		nc := srvDial(t, s.Addrs()[0])
+		nc.Write([]byte("GE")) // cannot begin a header: decided at once
+		nc.Write([]byte("T\n"))
+		got := recv(t, seen)
+		is.Equal(got.line, "GET\n")
+		is.Equal(got.remote, nc.LocalAddr().String())
+		is.Equal(s.Stats().Rejected, int64(0))
+	})
+	t.Run("silent, within the idle timeout", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		s, seen := proxyServer(t, ProxyRequired, WithIdleTimeout(100*time.Millisecond))
+		nc := srvDial(t, s.Addrs()[0])
+		got, _ := io.ReadAll(nc) // refused once the idle timeout passes
+		is.Equal(len(got), 0)
+		waitUntil(t, func() bool { return s.Stats().Rejected == 1 })
+		quietFor(t, seen, 10*time.Millisecond, "the handler ran")
+	})
+	t.Run("AbortClients while the header is awaited", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		s, _ := proxyServer(t, ProxyRequired)
+		nc := srvDial(t, s.Addrs()[0])
+		nc.Write([]byte("PROXY TCP4 ")) // a header begun, not finished
+		waitUntil(t, func() bool { return s.Stats().Accepted == 1 })
+		s.AbortClients()
+		got, _ := io.ReadAll(nc)
+		is.Equal(len(got), 0)
+		is.NoErr(s.Shutdown(testCtx(t)))
+		is.Equal(s.Stats().Rejected, int64(0)) // closed by the Server, not refused
+	})
+}
+
+// The header comes before TLS: the proxy's header, then the client's
+// handshake, then data over TLS, and the Conn reports the header's addresses.
+func TestServerProxyThenTLS(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	s, seen := proxyServer(t, ProxyRequired, WithTLS(serverTLS()))
+	nc := srvDial(t, s.Addrs()[0])
+	_, err := io.WriteString(nc, v2Header(0x21, 0x11, v4Addrs))
+	is.NoErr(err)
+	cfg := clientTLS()
+	cfg.ServerName = "localhost"
+	tc := tls.Client(nc, cfg)
+	tc.SetDeadline(time.Now().Add(testTimeout))
+	_, err = tc.Write([]byte("secret\n"))
+	is.NoErr(err)
+	got := recv(t, seen)
+	is.Equal(got.line, "secret\n")
+	is.Equal(got.remote, v4Remote)
+	reply := make([]byte, 7)
+	_, err = io.ReadFull(tc, reply)
+	is.NoErr(err)
+	is.Equal(string(reply), "secret\n")
 }

@@ -194,7 +194,8 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	}
 	var pre []byte
 	if r.buf != nil {
-		pre = r.handOver() // those bytes are TLS's now
+		pre = r.handOver()            // those bytes are TLS's now
+		c.nread.Add(-int64(len(pre))) // and not plaintext: Stats counts plaintext
 	}
 	base := &tlsBase{Conn: c.raw, pre: pre}
 	tc := tls.Client(base, c.clientConfig(cfg, sc))

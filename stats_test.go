@@ -1,0 +1,128 @@
+package sluice
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// After a known exchange the counts are exact: what was read and what was
+// handed to the kernel, in plaintext under TLS.
+func TestConnStatsExact(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		name := "plain"
+		if secure {
+			name = "TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			ctx := testCtx(t)
+			a, b, err := Pipe()
+			is.NoErr(err)
+			defer a.Abort()
+			defer b.Abort()
+			if secure {
+				done := make(chan error, 1)
+				go func() { done <- b.StartTLS(ctx, serverTLS(), WithTLSServerSide(true)) }()
+				is.NoErr(a.StartTLS(ctx, clientTLS(), WithServerName("localhost")))
+				is.NoErr(recv(t, done))
+				is.Equal(a.Stats(), ConnStats{}) // the handshake is not counted
+			}
+			request := bytes.Repeat([]byte("r"), 1000)
+			request[999] = '\n'
+			for range 10 {
+				_, err := a.Write(request)
+				is.NoErr(err)
+			}
+			is.NoErr(a.Flush(ctx))
+			n := 0
+			for line, err := range b.Lines(ctx) {
+				is.NoErr(err)
+				_, err = b.Writev(line[:10], []byte("\n"))
+				is.NoErr(err)
+				if n++; n == 10 {
+					break
+				}
+			}
+			is.NoErr(b.Flush(ctx))
+			got, err := a.ReadExactly(ctx, 110)
+			is.NoErr(err)
+			is.Equal(len(got), 110)
+			sa, sb := a.Stats(), b.Stats()
+			is.Equal(sa.BytesWritten, int64(10000))
+			is.Equal(sb.BytesRead, int64(10000))
+			is.Equal(sb.BytesWritten, int64(110))
+			is.Equal(sa.BytesRead, int64(110))
+			is.True(sa.QueuedPeak >= 1000 && sa.QueuedPeak <= 10000)
+		})
+	}
+}
+
+// A Drain that waits counts, however it ends, with the time it waited.
+func TestConnStatsDrainWaits(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
+	fillUntilBlocked(t, c) // the peer does not read: writing is paused
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	is.True(errors.Is(c.Drain(ctx), context.DeadlineExceeded))
+	st := c.Stats()
+	is.Equal(st.DrainWaits, int64(1))
+	is.True(st.DrainWaited >= 20*time.Millisecond)
+	go io.Copy(io.Discard, peer) // now it reads: the next Drain waits and succeeds
+	is.NoErr(c.Drain(testCtx(t)))
+	is.Equal(c.Stats().DrainWaits, int64(2))
+	is.NoErr(c.Drain(testCtx(t))) // not paused: no wait
+	is.Equal(c.Stats().DrainWaits, int64(2))
+}
+
+// ServerStats: every count, with closed connections' bytes summed in.
+func TestServerStats(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	release := make(chan struct{})
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		line, err := c.ReadLine(ctx)
+		if err != nil {
+			return err
+		}
+		switch string(line) {
+		case "panic\n":
+			panic("the handler panics")
+		case "fail\n":
+			return errors.New("the handler fails")
+		case "hold\n":
+			<-release
+		}
+		_, err = c.Write(line)
+		return err
+	}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	addr := s.Addrs()[0]
+	for _, line := range []string{"panic", "fail", "ok"} {
+		c := srvDial(t, addr)
+		c.Write([]byte(line + "\n"))
+		io.ReadAll(c) // until the Server closes it
+	}
+	held := srvDial(t, addr)
+	held.Write([]byte("hold\n"))
+	gone := srvDial(t, addr)
+	gone.Close() // the handler sees EOF: a peer going away, not an error
+	waitUntil(t, func() bool { st := s.Stats(); return st.Accepted == 5 && st.Active == 1 })
+	close(release)
+	got, err := io.ReadAll(held)
+	is.NoErr(err)
+	is.Equal(string(got), "hold\n")
+	waitUntil(t, func() bool { return s.Stats().Active == 0 })
+	st := s.Stats()
+	is.Equal(st, ServerStats{
+		Accepted: 5, Active: 0, Errors: 1, Panics: 1,
+		BytesRead:    int64(len("panic\nfail\nok\nhold\n")),
+		BytesWritten: int64(len("ok\nhold\n")),
+	})
+}

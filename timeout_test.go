@@ -1,0 +1,239 @@
+package sluice
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+)
+
+// The timeouts in these tests are far apart from the waits that must not
+// trip them (a few times over), so that a loaded machine does not make them
+// flaky; every wait is bounded.
+const (
+	idleFor = 300 * time.Millisecond
+	dripGap = 50 * time.Millisecond
+)
+
+// isTimeoutErr checks what every timeout error must be: the sentinel, a
+// deadline, and a net.Error whose Timeout is true.
+func isTimeoutErr(t *testing.T, err, sentinel error) {
+	t.Helper()
+	var ne net.Error
+	if !errors.Is(err, sentinel) || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("got %v, want an error matching %v, os.ErrDeadlineExceeded and a net.Error timeout", err, sentinel)
+	}
+}
+
+// A silent peer is dropped after the idle timeout, and not before: the
+// blocked read and later reads and writes fail with ErrIdleTimeout, and the
+// peer sees a reset.
+func TestIdleTimeoutDropsSilentPeer(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	c, peer := connPair(t, WithIdleTimeout(idleFor))
+	start := time.Now()
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.ReadLine(context.Background())
+		read <- err
+	}()
+	quietFor(t, read, idleFor/2, "the read ended before the idle timeout")
+	err := recv(t, read)
+	isTimeoutErr(t, err, ErrIdleTimeout)
+	is.True(time.Since(start) >= idleFor)
+	is.True(c.IsClosing())
+	_, err = c.Write([]byte("late\n"))
+	isTimeoutErr(t, err, ErrIdleTimeout)
+	_, err = c.ReadLine(testCtx(t))
+	isTimeoutErr(t, err, ErrIdleTimeout)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err = io.ReadAll(peer)
+	is.True(errors.Is(err, syscall.ECONNRESET)) // aborted, not closed
+}
+
+// Progress in either direction restarts the clock: a peer that sends a byte
+// now and then is kept past the timeout, and so is a Conn streaming to a peer
+// that reads.
+func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
+	t.Parallel()
+	t.Run("peer drips bytes", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		c, peer := connPair(t, WithIdleTimeout(idleFor))
+		go func() {
+			for i := 0; i < 20; i++ { // 1 s in all: three idle timeouts
+				if _, err := peer.Write([]byte("x")); err != nil {
+					return
+				}
+				time.Sleep(dripGap)
+			}
+			peer.Write([]byte("\n"))
+		}()
+		line, err := c.ReadLine(testCtx(t))
+		is.NoErr(err)
+		is.Equal(len(line), 21)
+		is.True(!c.IsClosing())
+	})
+	t.Run("Conn streams to a reader", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		c, peer := connPair(t, WithIdleTimeout(idleFor))
+		got := readAllAsync(peer)
+		chunk := make([]byte, 1024)
+		deadline := time.Now().Add(3 * idleFor)
+		sent := 0
+		for time.Now().Before(deadline) { // writes only: nothing is read
+			n, err := c.Write(chunk)
+			is.NoErr(err)
+			sent += n
+			is.NoErr(c.Drain(testCtx(t)))
+			time.Sleep(dripGap / 5)
+		}
+		is.NoErr(c.Close())
+		is.Equal(len(<-got), sent)
+	})
+}
+
+// A peer that stops reading is dropped too, however much is queued: bytes
+// stuck in the queue are no progress.
+func TestIdleTimeoutDropsStuckWriter(t *testing.T) {
+	t.Parallel()
+	c, _ := connPair(t, WithIdleTimeout(idleFor), WithWriteBufferLimits(1<<20, 1<<10))
+	chunk := make([]byte, 64<<10)
+	var err error
+	for err == nil {
+		if _, err = c.Write(chunk); err == nil {
+			err = c.Drain(testCtx(t))
+		}
+	}
+	isTimeoutErr(t, err, ErrIdleTimeout)
+}
+
+// The message timeout bounds a message from its first byte to its last: a line
+// dripped a byte at a time is cut, while a peer that is silent for longer than
+// the timeout and then sends a whole line is served.
+func TestMessageTimeout(t *testing.T) {
+	t.Parallel()
+	const limit = 200 * time.Millisecond
+	reads := map[string]func(ctx context.Context, c *Conn) error{
+		"ReadLine": func(ctx context.Context, c *Conn) error { _, err := c.ReadLine(ctx); return err },
+		"Lines": func(ctx context.Context, c *Conn) error {
+			for _, err := range c.Lines(ctx) {
+				return err
+			}
+			return io.EOF
+		},
+		"LineChan": func(ctx context.Context, c *Conn) error {
+			s := c.LineChan(ctx)
+			defer s.Stop()
+			if _, ok := <-s.C; ok {
+				return nil
+			}
+			return s.Err()
+		},
+		"ReadFrame": func(ctx context.Context, c *Conn) error {
+			_, err := c.ReadFrame(ctx, Delimited(0, []byte("\n")))
+			return err
+		},
+		"ReadExactly": func(ctx context.Context, c *Conn) error { _, err := c.ReadExactly(ctx, 8); return err },
+	}
+	for name, read := range reads {
+		t.Run(name+" dripped", func(t *testing.T) {
+			t.Parallel()
+			c, peer := connPair(t, WithMessageTimeout(limit))
+			go func() {
+				for i := 0; i < 20; i++ { // 1 s for 20 bytes: well past the limit
+					if _, err := peer.Write([]byte("d")); err != nil {
+						return
+					}
+					time.Sleep(dripGap)
+				}
+			}()
+			isTimeoutErr(t, read(testCtx(t), c), ErrMessageTimeout)
+			_, err := c.ReadLine(testCtx(t))
+			isTimeoutErr(t, err, ErrMessageTimeout) // sticky
+		})
+		t.Run(name+" after silence", func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			c, peer := connPair(t, WithMessageTimeout(limit))
+			go func() {
+				time.Sleep(3 * limit) // silence is not a slow message
+				peer.Write([]byte("a whole line\n"))
+			}()
+			is.NoErr(read(testCtx(t), c))
+			is.True(!c.IsClosing())
+		})
+	}
+	t.Run("many quick lines", func(t *testing.T) {
+		t.Parallel()
+		is := is.New(t)
+		// Each line takes under the limit though the stream lasts longer: the
+		// clock starts anew for every message.
+		c, peer := connPair(t, WithMessageTimeout(limit))
+		go func() {
+			for i := 0; i < 10; i++ {
+				peer.Write([]byte("half"))
+				time.Sleep(dripGap)
+				peer.Write([]byte(" line\nhalf"))
+				time.Sleep(dripGap)
+				peer.Write([]byte(" line\n"))
+			}
+			peer.(*net.TCPConn).CloseWrite()
+		}()
+		n := 0
+		for line, err := range c.Lines(testCtx(t)) {
+			is.NoErr(err)
+			is.Equal(string(line), "half line")
+			n++
+		}
+		is.Equal(n, 20)
+	})
+}
+
+// A Server's connection closed by a timeout cancels its handler's ctx and
+// counts in TimedOut; the others go on.
+func TestServerTimeouts(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	ended := make(chan error, 2)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		line, err := c.ReadLine(ctx)
+		if err != nil {
+			<-ctx.Done() // cancelled by the timeout that ended the read
+			ended <- err
+			return err
+		}
+		_, err = c.Write(line)
+		return err
+	}, WithIdleTimeout(idleFor), WithMessageTimeout(idleFor/2))
+	srvDial(t, s.Addrs()[0])                        // silent: the idle timeout
+	srvDial(t, s.Addrs()[0]).Write([]byte("slowl")) // a line that never ends: the message timeout
+	errs := []error{recv(t, ended), recv(t, ended)}
+	is.True(errors.Is(errs[0], ErrMessageTimeout) || errors.Is(errs[1], ErrMessageTimeout))
+	is.True(errors.Is(errs[0], ErrIdleTimeout) || errors.Is(errs[1], ErrIdleTimeout))
+	waitUntil(t, func() bool { return s.Stats().TimedOut == 2 })
+	is.Equal(s.Stats().Errors, int64(0)) // a timeout is not the handler's error
+	c := srvDial(t, s.Addrs()[0])
+	is.Equal(srvRoundTrip(t, c, "still serving"), "still serving")
+}
+
+func TestTimeoutOptions(t *testing.T) {
+	is := is.New(t)
+	_, _, err := Pipe(WithIdleTimeout(-time.Second))
+	is.True(err != nil)
+	_, _, err = Pipe(WithMessageTimeout(-1))
+	is.True(err != nil)
+	a, b, err := Pipe(WithIdleTimeout(0), WithMessageTimeout(0)) // none
+	is.NoErr(err)
+	is.True(a.clock == nil) // nothing at all when the options are off
+	a.Close()
+	b.Close()
+}
