@@ -239,20 +239,10 @@ func (m *mapper[In, Out]) dispatch(ctx context.Context, in <-chan In) {
 			return
 		default:
 		}
-		// Each channel operation is tried without blocking first: a select that
-		// can go ahead at once costs far less than one that has to wait on two
-		// channels.
-		var v In
-		var ok bool
-		select {
-		case v, ok = <-in:
-		default:
-			select {
-			case v, ok = <-in:
-			case <-done:
-				m.f.fail(ctx.Err())
-				return
-			}
+		v, ok, ended := recvOrDone(in, done)
+		if ended {
+			m.f.fail(ctx.Err())
+			return
 		}
 		if !ok {
 			return
@@ -263,15 +253,9 @@ func (m *mapper[In, Out]) dispatch(ctx context.Context, in <-chan In) {
 		}
 		s.in = v
 		m.jobs <- s // never blocks: jobs has room for every slot
-		select {
-		case m.order <- s:
-		default:
-			select {
-			case m.order <- s:
-			case <-done:
-				m.f.fail(ctx.Err())
-				return
-			}
+		if !sendOrDone(m.order, s, done) {
+			m.f.fail(ctx.Err())
+			return
 		}
 	}
 }
@@ -313,16 +297,9 @@ func (m *mapper[In, Out]) collect(ctx context.Context) {
 	done := ctx.Done()
 	var zero Out
 	for s := range m.order {
-		// As in dispatch, each wait is tried without blocking first.
-		select {
-		case <-s.done:
-		default:
-			select {
-			case <-s.done:
-			case <-done:
-				m.f.fail(ctx.Err())
-				return
-			}
+		if _, _, ended := recvOrDone(s.done, done); ended {
+			m.f.fail(ctx.Err())
+			return
 		}
 		// The flow may have ended meanwhile, by a later value's error: drop the
 		// result rather than let select pick the send at random.
@@ -336,15 +313,9 @@ func (m *mapper[In, Out]) collect(ctx context.Context) {
 			m.f.fail(s.err) // a no-op after the worker's own fail
 			return
 		}
-		select {
-		case m.out <- s.out:
-		default:
-			select {
-			case m.out <- s.out:
-			case <-done:
-				m.f.fail(ctx.Err())
-				return
-			}
+		if !sendOrDone(m.out, s.out, done) {
+			m.f.fail(ctx.Err())
+			return
 		}
 		s.out = zero
 	}
@@ -392,21 +363,104 @@ func Merge[T any](ctx context.Context, ins ...<-chan T) *Flow[T] {
 
 // forward sends the values from in on out until in is closed or ctx ends.
 func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) {
+	done := ctx.Done()
 	for {
-		select {
-		case v, ok := <-in:
-			if !ok {
-				return
-			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
-				f.fail(ctx.Err())
-				return
-			}
-		case <-ctx.Done():
+		v, ok, ended := recvOrDone(in, done)
+		switch {
+		case ended:
 			f.fail(ctx.Err())
 			return
+		case !ok:
+			return
+		case !sendOrDone(out, v, done):
+			f.fail(ctx.Err())
+			return
+		}
+	}
+}
+
+// recvOrDone receives from in, or reports ended once done is closed. It tries
+// the receive without blocking first: a select that can go ahead at once costs
+// far less than one that waits on two channels.
+func recvOrDone[T any](in <-chan T, done <-chan struct{}) (v T, ok, ended bool) {
+	select {
+	case v, ok = <-in:
+		return v, ok, false
+	default:
+	}
+	select {
+	case v, ok = <-in:
+		return v, ok, false
+	case <-done:
+		return v, false, true
+	}
+}
+
+// sendOrDone sends v on out and reports true, or reports false once done is
+// closed; like recvOrDone, it tries without blocking first.
+func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
+	select {
+	case out <- v:
+		return true
+	default:
+	}
+	select {
+	case out <- v:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+// WriteFrom receives from in until it is closed and writes each value whole
+// and in order, as Write does, copying it into the write queue before it
+// receives the next. It paces itself with Drain(ctx) before each receive, so
+// it never holds more than the high watermark plus one value:
+// a peer that reads slowly slows the receives from in, and so whatever feeds
+// in. When in is closed it flushes (Flush) and returns the bytes written and
+// nil.
+//
+// If ctx ends it returns the bytes written so far and ctx.Err() at once;
+// values not yet received stay in the channel, and what is queued stays
+// queued. A write error (the sticky error, an error matching net.ErrClosed, a
+// timeout that closed the Conn) is returned as it is, with the bytes written
+// before it. It does not close the Conn. Another goroutine may write to the
+// Conn meanwhile; each value's bytes stay together.
+func (c *Conn) WriteFrom(ctx context.Context, in <-chan []byte) (int64, error) {
+	return c.writeFrom(ctx, in, func(p []byte) (int, error) { return c.q.write(ctx, p) })
+}
+
+// WriteFramesFrom is WriteFrom with WriteFrame for each value: f's header,
+// the value, and for Delimited its separator. Its count is the bytes on the
+// wire, headers and separators included. A value f cannot write (over its
+// maximum, say) ends it with WriteFrame's error, nothing of that value
+// queued.
+func (c *Conn) WriteFramesFrom(ctx context.Context, f Framing, in <-chan []byte) (int64, error) {
+	return c.writeFrom(ctx, in, func(p []byte) (int, error) { return c.writeFrame(ctx, f, p) })
+}
+
+// writeFrom is WriteFrom's loop, with write queueing one value. It waits for
+// the pause to end before it receives, so that a value it has received is
+// queued at once (unless another goroutine's write has paused writing again
+// meanwhile: then ctx's end drops that value, and the count says so).
+func (c *Conn) writeFrom(ctx context.Context, in <-chan []byte, write func([]byte) (int, error)) (int64, error) {
+	var n int64
+	done := ctx.Done()
+	for {
+		if err := c.Drain(ctx); err != nil {
+			return n, err
+		}
+		p, ok, ended := recvOrDone(in, done)
+		switch {
+		case ended:
+			return n, ctx.Err()
+		case !ok:
+			return n, c.Flush(ctx)
+		}
+		k, err := write(p)
+		n += int64(k)
+		if err != nil {
+			return n, err
 		}
 	}
 }

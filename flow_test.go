@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -683,4 +685,173 @@ func TestChunkChanSelect(t *testing.T) {
 	}
 	is.NoErr(s.Err())
 	is.Equal(got, "abcdefgh")
+}
+
+// WriteFrom writes every value whole and in order, flushes when in closes,
+// returns the bytes written, and leaves the Conn open.
+func TestWriteFrom(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	in := make(chan []byte)
+	go func() {
+		defer close(in)
+		for i := range 1000 {
+			in <- []byte(fmt.Sprintf("value %d\n", i))
+		}
+	}()
+	var want bytes.Buffer
+	for i := range 1000 {
+		fmt.Fprintf(&want, "value %d\n", i)
+	}
+	n, err := c.WriteFrom(testCtx(t), in)
+	is.NoErr(err)
+	is.Equal(n, int64(want.Len()))
+	is.Equal(c.WriteBufferSize(), 0) // flushed
+	is.True(!c.IsClosing())
+	got := make([]byte, want.Len())
+	_, err = io.ReadFull(peer, got)
+	is.NoErr(err)
+	is.Equal(string(got), want.String())
+}
+
+// WriteFrom paces itself by the queue: with a peer that does not read it
+// holds no more than the high watermark plus one value, and stops receiving,
+// so the values not taken stay in the channel; ctx ends it at once.
+func TestWriteFromBackpressure(t *testing.T) {
+	is := is.New(t)
+	const high, size = 32 << 10, 1000
+	c, _ := connPair(t, WithWriteBufferLimits(high, high/4)) // the peer never reads
+	in := make(chan []byte)
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		v := bytes.Repeat([]byte("v"), size)
+		for {
+			select {
+			case in <- v:
+				sent.Add(1)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var n int64
+	var err error
+	go func() {
+		defer close(done)
+		n, err = c.WriteFrom(ctx, in)
+	}()
+	// The kernel's buffers fill, then the queue: WriteFrom stops receiving.
+	var last int64 = -1
+	for s := sent.Load(); s != last; s = sent.Load() {
+		last = s
+		quietFor(t, done, 50*time.Millisecond, "WriteFrom returned")
+	}
+	is.True(c.Stats().QueuedPeak <= high+size) // the high watermark plus one value
+	cancel()
+	<-done
+	close(stop)
+	<-fed
+	is.True(errors.Is(err, context.Canceled))
+	is.Equal(n, sent.Load()*size) // every value received was written whole
+}
+
+// WriteFramesFrom counts the bytes on the wire, headers included, and the
+// frames read back as sent; a value the framing cannot write ends it.
+func TestWriteFramesFrom(t *testing.T) {
+	is := is.New(t)
+	a, b, err := Pipe()
+	is.NoErr(err)
+	defer a.Abort()
+	defer b.Abort()
+	f := LengthPrefixed(LengthPrefix{Size: 2, Max: 100})
+	in := make(chan []byte, 3)
+	in <- []byte("one")
+	in <- []byte("three")
+	close(in)
+	n, err := a.WriteFramesFrom(testCtx(t), f, in)
+	is.NoErr(err)
+	is.Equal(n, int64(2+3+2+5))
+	for _, want := range []string{"one", "three"} {
+		got, err := b.ReadFrame(testCtx(t), f)
+		is.NoErr(err)
+		is.Equal(string(got), want)
+	}
+	in = make(chan []byte, 2)
+	in <- []byte("fine")
+	in <- make([]byte, 101)
+	n, err = a.WriteFramesFrom(testCtx(t), f, in)
+	is.True(errors.Is(err, ErrFrameTooLarge))
+	is.Equal(n, int64(2+4))
+}
+
+// A write error ends WriteFrom as it is.
+func TestWriteFromClosed(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	c.Close()
+	in := make(chan []byte, 1)
+	in <- []byte("late")
+	n, err := c.WriteFrom(testCtx(t), in)
+	is.True(errors.Is(err, net.ErrClosed))
+	is.Equal(n, int64(0))
+}
+
+// End to end: lines from an endless source, through Map, into a sink that
+// stalls. Every stage bounds what it holds, so the heap stays bounded and the
+// source's writer blocks once the kernel's buffers are full: the slow
+// consumer at the end slows the socket at the start.
+func TestPipelineBackpressure(t *testing.T) {
+	is := is.New(t)
+	src, srcPeer := connPair(t)
+	sink, _ := connPair(t) // the sink's peer never reads
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+
+	// The source writes lines for as long as it can; a write that cannot
+	// complete within its deadline means the kernel's buffers are full.
+	blocked := make(chan struct{})
+	go func() {
+		line := bytes.Repeat([]byte("x"), 99)
+		line = append(line, '\n')
+		for {
+			srcPeer.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := srcPeer.Write(line); err != nil {
+				close(blocked)
+				return
+			}
+		}
+	}()
+
+	lines := src.LineChan(ctx)
+	upper := Map(ctx, lines.C, 4, func(_ context.Context, l []byte) ([]byte, error) {
+		return append(bytes.ToUpper(l), '\n'), nil
+	})
+	written := make(chan error, 1)
+	go func() {
+		_, err := sink.WriteFrom(ctx, upper.C)
+		written <- err
+	}()
+
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse
+	recv(t, blocked) // the source cannot write any more
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	grown := int64(ms.HeapInuse) - int64(before)
+	t.Logf("heap grew by %d KiB while the source blocked; sink queue peak %d bytes",
+		grown>>10, sink.Stats().QueuedPeak)
+	is.True(grown < 8<<20)                         // bounded: not the endless source's output
+	is.True(sink.Stats().QueuedPeak <= 64<<10+100) // the sink's high watermark plus one value
+
+	cancel()
+	is.True(errors.Is(recv(t, written), context.Canceled))
+	is.True(errors.Is(upper.Stop(), context.Canceled))
+	is.True(errors.Is(lines.Stop(), context.Canceled))
 }

@@ -176,21 +176,21 @@ func (r *Reader) FrameChan(ctx context.Context, f Framing) *Stream {
 // Delimited separator. WriteFrame is safe from many goroutines; each frame's
 // bytes stay together.
 func (c *Conn) WriteFrame(f Framing, payload []byte) error {
+	_, err := c.writeFrame(context.Background(), f, payload)
+	return err
+}
+
+// writeFrame is WriteFrame, with admission bounded by ctx too; it returns the
+// bytes queued, header and separator included.
+func (c *Conn) writeFrame(ctx context.Context, f Framing, payload []byte) (int, error) {
 	if f == nil {
-		return errNilFraming
+		return 0, errNilFraming
 	}
 	h, err := f.encode(payload)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	q := &c.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.admitLocked(); err != nil {
-		return err
-	}
-	q.appendLocked(h.buf[:h.n], payload, h.tail)
-	return nil
+	return c.q.write(ctx, h.buf[:h.n], payload, h.tail)
 }
 
 // readSized reads the frame whose header s parses and returns it as a view

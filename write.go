@@ -157,8 +157,8 @@ func (q *writeQueue) waitLocked(ctx context.Context, deadline time.Time) error {
 // admitLocked waits while writing is paused (or StartTLS switches the
 // transport) and returns nil once a Write may be queued: at once while the
 // queue is not paused, however large the Write. A passed write deadline fails
-// it, as net.Conn's Write.
-func (q *writeQueue) admitLocked() error {
+// it, as net.Conn's Write, and so does ctx's end.
+func (q *writeQueue) admitLocked(ctx context.Context) error {
 	for {
 		if err := q.errLocked(opWrite); err != nil {
 			return err
@@ -169,10 +169,23 @@ func (q *writeQueue) admitLocked() error {
 		if !q.paused && !q.upgrading {
 			return nil
 		}
-		if err := q.waitLocked(context.Background(), q.deadline); err != nil {
+		if err := q.waitLocked(ctx, q.deadline); err != nil {
 			return err
 		}
 	}
+}
+
+// write queues bufs as one write, waiting as admitLocked does, and returns the
+// bytes queued.
+func (q *writeQueue) write(ctx context.Context, bufs ...[]byte) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admitLocked(ctx); err != nil {
+		return 0, err
+	}
+	n := q.size
+	q.appendLocked(bufs...)
+	return q.size - n, nil
 }
 
 // appendLocked queues bufs, pauses writing once the queue has passed the high
@@ -532,31 +545,14 @@ func (q *writeQueue) canEOFLocked() bool {
 // (os.ErrDeadlineExceeded) once the write deadline has passed. Write is safe to
 // call from many goroutines; each Write's bytes stay together.
 func (c *Conn) Write(p []byte) (int, error) {
-	q := &c.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.admitLocked(); err != nil {
-		return 0, err
-	}
-	q.appendLocked(p)
-	return len(p), nil
+	return c.q.write(context.Background(), p)
 }
 
 // Writev queues bufs as one write (asyncio's writelines), with Write's pausing
 // and errors, and returns the bytes queued.
 func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
-	var n int
-	for _, b := range bufs {
-		n += len(b)
-	}
-	q := &c.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if err := q.admitLocked(); err != nil {
-		return 0, err
-	}
-	q.appendLocked(bufs...)
-	return int64(n), nil
+	n, err := c.q.write(context.Background(), bufs...)
+	return int64(n), err
 }
 
 // Drain waits for writing to resume, with asyncio's hysteresis (CPython's
