@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -19,16 +20,31 @@ import (
 const benchLineSize = 100
 
 // benchLines returns k lines of benchLineSize bytes, "\n" included.
-func benchLines(k int) []byte {
+func benchLines(k int) []byte { return benchLinesOf(k, benchLineSize) }
+
+// benchLinesOf returns k lines of size bytes, "\n" included.
+func benchLinesOf(k, size int) []byte {
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	out := make([]byte, 0, k*benchLineSize)
+	out := make([]byte, 0, k*size)
 	for i := 0; i < k; i++ {
-		for j := 0; j < benchLineSize-1; j++ {
+		for j := 0; j < size-1; j++ {
 			out = append(out, alphabet[(i+j)%len(alphabet)])
 		}
 		out = append(out, '\n')
 	}
 	return out
+}
+
+// scannerBufSize is the strong baseline's buffer: bufio.Scanner with 64 KiB
+// from the start, as a server tuned for throughput has.
+const scannerBufSize = 64 << 10
+
+// cancellable returns a ctx that can be cancelled, as a real server's is: a
+// context.Background would let a read skip the work a cancellable one costs.
+func cancellable(b *testing.B) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return ctx
 }
 
 // sendRepeated writes block to w again and again until total bytes are sent
@@ -62,42 +78,49 @@ func readSide(b *testing.B, block []byte, total int) net.Conn {
 	return client
 }
 
+// BenchmarkLines reads lines of 20, 100 and 1000 bytes, 1000 lines per write
+// from the peer: sluice's Lines with a cancellable ctx beside bufio.Scanner with
+// a 64 KiB buffer.
 func BenchmarkLines(b *testing.B) {
-	block := benchLines(1000)
-	b.Run("sluice", func(b *testing.B) {
-		c := NewConn(readSide(b, block, b.N*benchLineSize))
-		defer c.Abort()
-		b.SetBytes(benchLineSize)
-		b.ReportAllocs()
-		b.ResetTimer()
-		n := 0
-		for line, err := range c.Lines(context.Background()) {
-			if err != nil || len(line) != benchLineSize-1 {
-				b.Fatalf("line %d: %q, %v", n, line, err)
+	for _, size := range []int{20, 100, 1000} {
+		block := benchLinesOf(1000, size)
+		b.Run(fmt.Sprintf("size=%d/sluice", size), func(b *testing.B) {
+			c := NewConn(readSide(b, block, b.N*size))
+			defer c.Abort()
+			ctx := cancellable(b)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			n := 0
+			for line, err := range c.Lines(ctx) {
+				if err != nil || len(line) != size-1 {
+					b.Fatalf("line %d: %q, %v", n, line, err)
+				}
+				n++
 			}
-			n++
-		}
-		if n != b.N {
-			b.Fatalf("read %d lines, want %d", n, b.N)
-		}
-	})
-	b.Run("bufio.Scanner", func(b *testing.B) {
-		nc := readSide(b, block, b.N*benchLineSize)
-		b.SetBytes(benchLineSize)
-		b.ReportAllocs()
-		b.ResetTimer()
-		sc := bufio.NewScanner(nc)
-		n := 0
-		for sc.Scan() {
-			if len(sc.Bytes()) != benchLineSize-1 {
-				b.Fatalf("line %d: %q", n, sc.Bytes())
+			if n != b.N {
+				b.Fatalf("read %d lines, want %d", n, b.N)
 			}
-			n++
-		}
-		if sc.Err() != nil || n != b.N {
-			b.Fatalf("read %d lines, want %d: %v", n, b.N, sc.Err())
-		}
-	})
+		})
+		b.Run(fmt.Sprintf("size=%d/bufio.Scanner", size), func(b *testing.B) {
+			nc := readSide(b, block, b.N*size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			sc := bufio.NewScanner(nc)
+			sc.Buffer(make([]byte, scannerBufSize), scannerBufSize)
+			n := 0
+			for sc.Scan() {
+				if len(sc.Bytes()) != size-1 {
+					b.Fatalf("line %d: %q", n, sc.Bytes())
+				}
+				n++
+			}
+			if sc.Err() != nil || n != b.N {
+				b.Fatalf("read %d lines, want %d: %v", n, b.N, sc.Err())
+			}
+		})
+	}
 }
 
 // BenchmarkReadUntil reads records ending in "\r\n" or "\n" (half of each).
@@ -157,7 +180,7 @@ func BenchmarkReadExactly(b *testing.B) {
 	b.Run("sluice", func(b *testing.B) {
 		c := NewConn(readSide(b, block, b.N*frameLen))
 		defer c.Abort()
-		ctx := context.Background()
+		ctx := cancellable(b)
 		b.SetBytes(frameLen)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -172,23 +195,33 @@ func BenchmarkReadExactly(b *testing.B) {
 			}
 		}
 	})
-	b.Run("io.ReadFull", func(b *testing.B) {
-		br := bufio.NewReader(readSide(b, block, b.N*frameLen))
-		b.SetBytes(frameLen)
-		b.ReportAllocs()
-		b.ResetTimer()
-		var hdr [4]byte
-		body := make([]byte, 64<<10)
-		for i := 0; i < b.N; i++ {
-			if _, err := io.ReadFull(br, hdr[:]); err != nil {
-				b.Fatal(err)
-			}
-			n := binary.BigEndian.Uint32(hdr[:])
-			if _, err := io.ReadFull(br, body[:n]); err != nil || n != benchFrameSize {
-				b.Fatalf("frame %d: %d bytes, %v", i, n, err)
-			}
+	for _, fresh := range []bool{true, false} {
+		name := "io.ReadFull-reused"
+		if fresh {
+			name = "io.ReadFull-fresh" // the same work: a body the caller owns
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			br := bufio.NewReaderSize(readSide(b, block, b.N*frameLen), scannerBufSize)
+			b.SetBytes(frameLen)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var hdr [4]byte
+			body := make([]byte, 64<<10)
+			for i := 0; i < b.N; i++ {
+				if _, err := io.ReadFull(br, hdr[:]); err != nil {
+					b.Fatal(err)
+				}
+				n := binary.BigEndian.Uint32(hdr[:])
+				p := body[:n]
+				if fresh {
+					p = make([]byte, n)
+				}
+				if _, err := io.ReadFull(br, p); err != nil || n != benchFrameSize {
+					b.Fatalf("frame %d: %d bytes, %v", i, n, err)
+				}
+			}
+		})
+	}
 }
 
 // writeSide returns the sending end of a loopback TCP connection whose peer
@@ -450,6 +483,9 @@ func benchIdle(b *testing.B, serve func(net.Listener) (stop func())) {
 		runtime.ReadMemStats(&after)
 		used := (after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse)
 		perConn += float64(used) / idleConns
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/idleConns, "heap/conn")
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/idleConns, "stack/conn")
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs-(after.Frees-before.Frees))/idleConns, "objs/conn")
 		for _, fd := range fds {
 			syscall.Close(fd)
 		}

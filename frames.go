@@ -138,18 +138,18 @@ func (c *Conn) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error] {
 // Frames returns a single-use iterator over the stream's frames. See
 // Conn.Frames.
 func (r *Reader) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error] {
-	return steps(func() ([]byte, error) { return r.nextFrame(ctx, f) })
+	if f == nil {
+		return func(yield func([]byte, error) bool) { yield(nil, errNilFraming) }
+	}
+	return r.steps(ctx, func() ([]byte, error) { return r.nextFrame(ctx, f) })
 }
 
-// nextFrame returns the next frame as a view into the buffer.
+// nextFrame returns the next frame as a view into the buffer; the read lock
+// is held.
 func (r *Reader) nextFrame(ctx context.Context, f Framing) ([]byte, error) {
-	if f == nil {
-		return nil, errNilFraming
+	if r.closed.Load() {
+		return nil, r.closeErr
 	}
-	if err := r.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer r.mu.Unlock()
 	return f.next(ctx, r)
 }
 

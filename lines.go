@@ -231,17 +231,25 @@ func (c *Conn) LineChan(ctx context.Context) *Stream { return c.rd.LineChan(ctx)
 
 // Lines returns a single-use iterator over the stream's lines. See Conn.Lines.
 func (r *Reader) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
-	return steps(func() ([]byte, error) { return r.nextLine(ctx) })
+	return r.steps(ctx, func() ([]byte, error) { return r.nextLine(ctx) })
 }
 
 // nextLine returns the next line as a view into the buffer, without its line
-// ending, and consumes it. After a line over the limit it arranges for the rest
-// of that line to be skipped as it arrives.
+// ending, and consumes it; the read lock is held. A line that is buffered
+// whole takes one IndexByte and no call. After a line over the limit it
+// arranges for the rest of that line to be skipped as it arrives.
 func (r *Reader) nextLine(ctx context.Context) ([]byte, error) {
-	if err := r.lock(ctx); err != nil {
-		return nil, err
+	if r.closed.Load() {
+		return nil, r.closeErr
 	}
-	defer r.mu.Unlock()
+	if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 && i <= r.limit {
+		line := r.buf[r.r : r.r+i]
+		r.r += i + 1
+		if i > 0 && line[i-1] == '\r' {
+			line = line[:i-1]
+		}
+		return line[:len(line):len(line)], nil
+	}
 	start, end, last, err := r.scanLine(ctx, true)
 	switch {
 	case err != nil:

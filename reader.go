@@ -19,6 +19,14 @@ const (
 	// maxEmptyReads bounds the reads in a row that may return no data and no
 	// error before a read gives up with io.ErrNoProgress, as bufio's do.
 	maxEmptyReads = 100
+
+	// Owned results of up to smallResult bytes (a frame's header read with
+	// ReadExactly, a short line) are carved from a block of smallBlock bytes
+	// shared with the results before and after them, as Go's allocator packs
+	// tiny objects: one allocation serves many. Keeping such a result keeps
+	// at most smallBlock bytes alive.
+	smallResult = 16
+	smallBlock  = 256
 )
 
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked read.
@@ -66,11 +74,12 @@ type readHook interface {
 type Reader struct {
 	mu    sync.Mutex // held for the length of a read or iterator step; guards the fields up to src
 	buf   []byte
-	r, w  int   // buf[r:w] is buffered and unread
-	off   int64 // the stream offset of buf[0]: identifies a message for the message timeout
-	size  int   // the size of the next buffer taken: what reads have needed so far
-	full  bool  // the last read filled the free room: grow before the next
-	err   error // sticky: io.EOF or the first read error
+	r, w  int    // buf[r:w] is buffered and unread
+	off   int64  // the stream offset of buf[0]: identifies a message for the message timeout
+	size  int    // the size of the next buffer taken: what reads have needed so far
+	full  bool   // the last read filled the free room: grow before the next
+	err   error  // sticky: io.EOF or the first read error
+	small []byte // what is left of the block small results are carved from
 	limit int
 	skip  skipState // data to discard before the next read
 
@@ -277,7 +286,9 @@ func (r *Reader) makeRoom(want int) {
 			n = want // the next doubling would pass it: go there at once
 		}
 		r.grow(n)
-	case r.r > 0 && (r.w == len(r.buf) || want > len(r.buf)-r.r):
+	case r.r > 0 && (r.w == len(r.buf) || r.r > len(r.buf)/2 || want > len(r.buf)-r.r):
+		// As bufio.Scanner: slide once the unread data is past the middle, so
+		// that a read never gets a sliver of free room at the end.
 		r.off += int64(r.r)
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
@@ -317,12 +328,22 @@ func (r *Reader) handOver() []byte {
 }
 
 // take returns a copy of the next n buffered bytes and consumes them. The
-// copy's capacity is its length; it is made without zeroing first (the
-// compiler turns make and copy into one call).
+// copy's capacity is its length. A small one is carved from the shared block
+// (see smallResult); another is one allocation made without zeroing first
+// (the compiler turns make and copy into one call).
 func (r *Reader) take(n int) []byte {
 	src := r.buf[r.r : r.r+n]
-	p := make([]byte, len(src))
-	copy(p, src)
+	var p []byte
+	if n <= smallResult && n > 0 {
+		if len(r.small) < n {
+			r.small = make([]byte, smallBlock)
+		}
+		p, r.small = r.small[:n:n], r.small[n:]
+		copy(p, src)
+	} else {
+		p = make([]byte, len(src))
+		copy(p, src)
+	}
 	r.consume(n)
 	return p
 }
@@ -580,19 +601,18 @@ func (c *Conn) ChunkChan(ctx context.Context, n int) *Stream { return c.rd.Chunk
 // Chunks returns a single-use iterator over the stream's bytes as they arrive.
 // See Conn.Chunks.
 func (r *Reader) Chunks(ctx context.Context, n int) iter.Seq2[[]byte, error] {
-	return steps(func() ([]byte, error) { return r.nextChunk(ctx, n) })
+	if n < 1 {
+		return func(yield func([]byte, error) bool) { yield(nil, errChunkSize) }
+	}
+	return r.steps(ctx, func() ([]byte, error) { return r.nextChunk(ctx, n) })
 }
 
 // nextChunk returns up to n buffered bytes, reading once if none are, as a
-// view into the buffer.
+// view into the buffer. The read lock is held.
 func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
-	if n < 1 {
-		return nil, errChunkSize
+	if r.closed.Load() {
+		return nil, r.closeErr
 	}
-	if err := r.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer r.mu.Unlock()
 	for r.r == r.w {
 		if err := r.fill(ctx, 0, false); err != nil && r.r == r.w {
 			return nil, err
@@ -605,11 +625,18 @@ func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
 }
 
 // steps is the one iterator over a Reader's records (Lines, Chunks, Frames):
-// it calls next until io.EOF, which ends the loop quietly, or another error,
+// it takes the read lock at its first step and holds it until the loop ends,
+// so a step that finds its record buffered costs no atomic operation, and it
+// calls next until io.EOF, which ends the loop quietly, or another error,
 // which is yielded once and ends it. It runs on the consumer's goroutine and
 // keeps no state of its own, so breaking out of the loop loses nothing.
-func steps(next func() ([]byte, error)) iter.Seq2[[]byte, error] {
+func (r *Reader) steps(ctx context.Context, next func() ([]byte, error)) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
+		if err := r.lock(ctx); err != nil {
+			yield(nil, err)
+			return
+		}
+		defer r.mu.Unlock()
 		for {
 			v, err := next()
 			if err == io.EOF {
