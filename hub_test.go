@@ -176,8 +176,8 @@ func TestHubStalledMemberMissesMessages(t *testing.T) {
 		peak = max(peak, stalled.WriteBufferSize())
 		paceBursts(t, n, limit/2/recSize, fast)
 	}
-	is.True(peak > 64<<10)          // past the high watermark
-	is.True(peak < limit+recSize+1) // at most MaxQueued plus one message
+	is.True(peak > 64<<10)                 // past the high watermark
+	is.True(peak < limit+recSize+1)        // at most MaxQueued plus one message
 	fast.Write(hubMsg(0, endSeq, recSize)) // for fast only
 	r := recv(t, fastGot)                  // the others are not held up
 	is.NoErr(r.err)
