@@ -155,9 +155,12 @@ func (h *Hub) sweep() {
 // (see Hub) is removed and not counted; one in the middle of StartTLS misses p
 // and stays.
 //
-// Publish never blocks on the network, and reports no error: a member's write
-// error is its Conn's, returned by that Conn's next Write, Drain, Flush or
-// Close. p is copied: the caller may reuse it as soon as Publish returns.
+// Publish never blocks on the network. It waits only for locks held briefly:
+// the Hub's while Join, leave or Close change the members, and each member's
+// write queue; disconnecting a member closes its socket and waits for its
+// writer goroutine, which that close ends. It reports no error: a member's
+// write error is its Conn's, returned by that Conn's next Write, Drain, Flush
+// or Close. p is copied: the caller may reuse it as soon as Publish returns.
 //
 // Publish is safe from many goroutines at once. Messages published by one
 // goroutine reach every member in the order they were published; Publish
