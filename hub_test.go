@@ -509,14 +509,24 @@ func TestNewHubInvalidConfig(t *testing.T) {
 	}
 }
 
-// The zero Hub is a Hub with the zero HubConfig: 1 MiB per member, DropMessages.
-func TestHubZeroValue(t *testing.T) {
-	is := is.New(t)
-	var h Hub
-	c, _ := memberPair(t, "pipe")
-	h.Join(c)
-	is.Equal(h.Publish([]byte("hello\n")), 1)
-	is.Equal(h.Members(), 1)
+// MaxQueued 0 means 1 MiB, and the zero Hub is a Hub with the zero HubConfig
+// (DropMessages).
+func TestHubDefaults(t *testing.T) {
+	for name, h := range map[string]*Hub{"NewHub": NewHub(HubConfig{}), "zero Hub": new(Hub)} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			c, _ := memberPair(t, "pipe") // never read
+			h.Join(c)
+			msg := hubMsg(0, 0, recSize)
+			for i := 0; h.Publish(msg) == 1; i++ {
+				is.True(i < 1<<14) // the socket pair's buffers, then 1 MiB
+			}
+			peak := c.Stats().QueuedPeak
+			is.True(peak >= 1<<20 && peak < 1<<20+recSize)
+			is.Equal(h.Members(), 1)
+			is.Equal(h.Stats().Dropped, int64(1))
+		})
+	}
 }
 
 // breakWrites makes c's sends fail: peer resets the connection, and c writes
