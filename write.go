@@ -16,6 +16,7 @@ var (
 	errWriteAfterEOF = fmt.Errorf("sluice: write after WriteEOF: %w", net.ErrClosed)
 	errCannotEOF     = errors.New("sluice: the transport cannot write EOF")
 	errTLSAfterEOF   = fmt.Errorf("sluice: StartTLS after WriteEOF: %w", net.ErrClosed)
+	errWritesHeld    = errors.New("sluice: writes are held while StartTLS switches the transport")
 )
 
 // backstopDelay bounds how long queued data waits for the Conn's next read to
@@ -201,6 +202,35 @@ func (q *writeQueue) appendLocked(bufs ...[]byte) {
 		q.paused = true
 	}
 	q.scheduleLocked()
+}
+
+// offer queues a copy of p unless limit bytes or more are queued already,
+// without waiting and past the high watermark if need be (Hub.Publish's rule).
+// It reports whether p was queued; if not, the error says why the queue cannot
+// take writes (errWritesHeld while StartTLS holds them), and nil means it is
+// full.
+func (q *writeQueue) offer(p []byte, limit int) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.errLocked(opWrite); err != nil {
+		return false, err
+	}
+	if q.upgrading {
+		return false, errWritesHeld
+	}
+	if q.size >= limit {
+		return false, nil
+	}
+	q.appendLocked(p)
+	return true, nil
+}
+
+// takesWrites reports whether the queue still takes writes: it has not been
+// closed, no send has failed and WriteEOF has not been called.
+func (q *writeQueue) takesWrites() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.errLocked(opWrite) == nil
 }
 
 // scheduleLocked makes sure what is queued will be sent: by the writer

@@ -12,72 +12,61 @@ import (
 	"github.com/sluice-go/sluice"
 )
 
-// burstLines is how many lines alice sends before bob reads: about 28 KiB,
-// well within one outbox.
-const burstLines = 30
+// burstLines is how many lines alice sends at a time: about 90 KiB, more than
+// a connection's write buffer holds (64 KiB) and well within maxQueued.
+const burstLines = 100
 
 // demo runs a room with three clients: bob reads everything, slow never reads,
-// and alice talks, then floods the room until slow is dropped; bob keeps up
-// all along. It prints what bob sees.
+// and alice talks, then floods the room in bursts until slow is dropped; bob
+// gets every burst. It prints what bob sees.
 func demo(ctx context.Context, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	r, stopRoom := startRoom()
-	defer stopRoom()
-	server, err := listen(ctx, "127.0.0.1:0", r)
+	room := newRoom()
+	server, err := listen(ctx, "127.0.0.1:0", room)
 	if err != nil {
 		return err
 	}
-	defer server.Shutdown(ctx) // before the room stops
+	defer server.Shutdown(ctx)
+	defer room.Close() // first, so that no one hears of the others' closing
 	addr := server.Addrs()[0].String()
 	fmt.Fprintln(out, "chat room on", addr)
 
-	bob, err := joinAs(ctx, addr, "bob")
-	if err != nil {
-		return err
+	var clients []*sluice.Conn
+	for _, name := range []string{"bob", "slow", "alice"} { // slow never reads
+		c, err := joinAs(ctx, addr, name)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		if _, err := readUntil(ctx, clients[0], "bob", out, "* "+name+" joined"); err != nil {
+			return err
+		}
 	}
-	defer bob.Close()
-	bobSees := func(want string) error {
-		_, err := bobReads(ctx, bob, out, want)
-		return err
-	}
-	if err := bobSees("* bob joined"); err != nil {
-		return err
-	}
-
-	slow, err := joinAs(ctx, addr, "slow") // and never reads
-	if err != nil {
-		return err
-	}
-	defer slow.Close()
-	if err := bobSees("* slow joined"); err != nil {
-		return err
-	}
-	alice, err := joinAs(ctx, addr, "alice")
-	if err != nil {
-		return err
-	}
-	defer alice.Close()
-	if err := bobSees("* alice joined"); err != nil {
-		return err
-	}
+	bob, alice := clients[0], clients[2]
 
 	fmt.Fprintln(alice, "Hello, everyone!")
-	if err := bobSees("alice: Hello, everyone!"); err != nil {
+	if _, err := readUntil(ctx, bob, "bob", out, "alice: Hello, everyone!"); err != nil {
 		return err
 	}
 
-	// alice floods the room in bursts; bob reads each burst before the next,
-	// as a client on a fast link would, while slow's outbox fills.
-	fmt.Fprintln(out, "alice floods the room; slow reads nothing...")
+	// alice floods the room in bursts; bob and alice read each burst before
+	// the next, as clients on a fast link would, while slow's queue fills.
+	fmt.Fprintf(out, "alice floods the room in bursts of %d lines; slow reads nothing...\n", burstLines)
 	filler := strings.Repeat("~", 900)
 	dropped := "* slow was dropped: not reading"
 	for burst := 0; ; burst++ {
+		var lines bytes.Buffer
 		for i := range burstLines {
-			fmt.Fprintf(alice, "flood %d.%d %s\n", burst, i, filler)
+			fmt.Fprintf(&lines, "flood %d.%d %s\n", burst, i, filler)
 		}
+		alice.Write(lines.Bytes())
 		last := fmt.Sprintf("alice: flood %d.%d %s", burst, burstLines-1, filler)
-		seen, err := bobReads(ctx, bob, out, last, dropped)
+		seen, err := readUntil(ctx, bob, "bob", out, last, dropped)
+		if err == nil {
+			_, err = readUntil(ctx, alice, "alice", io.Discard, last, dropped)
+		}
 		if err != nil {
 			return err
 		}
@@ -88,7 +77,8 @@ func demo(ctx context.Context, out io.Writer) error {
 	}
 
 	fmt.Fprintln(alice, "Still here, bob?")
-	return bobSees("alice: Still here, bob?")
+	_, err = readUntil(ctx, bob, "bob", out, "alice: Still here, bob?")
+	return err
 }
 
 // joinAs connects to the room and gives name.
@@ -101,19 +91,19 @@ func joinAs(ctx context.Context, addr, name string) (*sluice.Conn, error) {
 	return c, c.Drain(ctx)
 }
 
-// bobReads reads lines until one of want, and returns it. It prints every
-// line but alice's flood.
-func bobReads(ctx context.Context, bob *sluice.Conn, out io.Writer, want ...string) (string, error) {
-	for line, err := range bob.Lines(ctx) {
+// readUntil reads c's lines until one of want, and returns it. It prints to
+// out every line but alice's flood, as what who sees.
+func readUntil(ctx context.Context, c *sluice.Conn, who string, out io.Writer, want ...string) (string, error) {
+	for line, err := range c.Lines(ctx) {
 		if err != nil {
 			return "", err
 		}
 		if !bytes.HasPrefix(line, []byte("alice: flood ")) {
-			fmt.Fprintf(out, "bob sees: %s\n", line)
+			fmt.Fprintf(out, "%s sees: %s\n", who, line)
 		}
 		if i := slices.Index(want, string(line)); i >= 0 {
 			return want[i], nil
 		}
 	}
-	return "", io.ErrUnexpectedEOF // bob's connection ended
+	return "", io.ErrUnexpectedEOF // the connection ended
 }

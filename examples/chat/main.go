@@ -1,15 +1,15 @@
 // Command chat is a line-based chat room: a client sends its name, then every
-// line it sends goes to every other client.
+// line it sends goes to every client, itself included.
 //
-// A client that does not read is dropped: the room's goroutine is the only
-// writer to every client, it never blocks, and each client's Conn write queue
-// is its outbox, of at most outboxBytes. When a line does not fit in a client's
-// outbox, the room disconnects that client and tells the others. So one slow
-// client can neither stall the room nor make it hold more than outboxBytes
-// for it.
+// The room is a sluice.Hub. A line is queued on every client's connection at
+// once, without waiting for any client, up to maxQueued bytes per client. So a
+// client that reads gets every line of a burst that size, even one far past its
+// connection's write buffer (64 KiB), and a client that stops reading is
+// dropped once that much is queued for it (the Disconnect policy): it can
+// neither stall the room nor make it hold more.
 //
 //	go run ./examples/chat -port 8888   # then connect with: nc 127.0.0.1 8888
-//	go run ./examples/chat -demo        # three clients, one slow; exits
+//	go run ./examples/chat -demo        # three clients, one never reads; exits
 package main
 
 import (
@@ -23,15 +23,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/sluice-go/sluice"
 )
 
 const (
-	lineLimit   = 1 << 10  // the longest line a client may send
-	outboxBytes = 64 << 10 // what the room queues for one client before dropping it
+	lineLimit = 1 << 10 // the longest line a client may send
+	maxQueued = 1 << 20 // what the room queues for one client before dropping it
 )
 
 func main() {
@@ -55,141 +54,65 @@ func main() {
 
 // serve runs a chat room on address until ctx ends.
 func serve(ctx context.Context, address string) error {
-	r, stop := startRoom()
-	defer stop()
-	server, err := listen(ctx, address, r)
+	room := newRoom()
+	server, err := listen(ctx, address, room)
 	if err != nil {
 		return err
 	}
 	log.Printf("chat room on %v", server.Addrs()[0])
 	err = server.Serve(ctx) // until Ctrl-C
+	room.Close()            // first, so that no one hears of the others' closing
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	server.Shutdown(shutdownCtx) // before the room stops
+	server.Shutdown(shutdownCtx)
 	return err
 }
 
-// listen starts a server whose connections join room r. The write buffer's high
-// watermark is the outbox's size, so the room's writes never block.
-func listen(ctx context.Context, address string, r *room) (*sluice.Server, error) {
-	return sluice.Listen(ctx, "tcp", address, r.handle,
-		sluice.WithLimit(lineLimit),
-		sluice.WithWriteBufferLimits(outboxBytes, outboxBytes/4))
+// newRoom returns an empty chat room.
+func newRoom() *sluice.Hub {
+	return sluice.NewHub(sluice.HubConfig{MaxQueued: maxQueued, Slow: sluice.Disconnect})
 }
 
-// A room fans lines out to its members. Clients' handlers talk to its goroutine
-// through the channels; only that goroutine writes to members.
-type room struct {
-	join  chan member
-	leave chan *sluice.Conn
-	say   chan message
-	done  chan struct{} // closed when the room's goroutine should end
+// listen starts a server whose clients join room.
+func listen(ctx context.Context, address string, room *sluice.Hub) (*sluice.Server, error) {
+	return sluice.Listen(ctx, "tcp", address, handler(room), sluice.WithLimit(lineLimit))
 }
 
-type member struct {
-	conn *sluice.Conn
-	name string
-}
-
-type message struct {
-	from *sluice.Conn
-	text []byte
-}
-
-// startRoom starts a room's goroutine; stop ends it and waits for it.
-func startRoom() (r *room, stop func()) {
-	r = &room{
-		join:  make(chan member),
-		leave: make(chan *sluice.Conn),
-		say:   make(chan message),
-		done:  make(chan struct{}),
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // ended by stop, which waits for it
-		defer wg.Done()
-		r.run()
-	}()
-	return r, func() { close(r.done); wg.Wait() }
-}
-
-// run is the room's goroutine: it keeps the members and does every write.
-func (r *room) run() {
-	members := map[*sluice.Conn]string{}
-	for {
-		select {
-		case m := <-r.join:
-			members[m.conn] = m.name
-			broadcast(members, nil, fmt.Appendf(nil, "* %s joined\n", m.name))
-		case c := <-r.leave:
-			if name, ok := members[c]; ok {
-				delete(members, c)
-				broadcast(members, nil, fmt.Appendf(nil, "* %s left\n", name))
-			}
-		case m := <-r.say:
-			broadcast(members, m.from, m.text)
-		case <-r.done:
-			return
-		}
-	}
-}
-
-// broadcast queues text for every member but from. A member whose outbox
-// cannot take it is dropped: its connection is aborted, which ends its
-// handler, and the others are told.
-func broadcast(members map[*sluice.Conn]string, from *sluice.Conn, text []byte) {
-	var dropped []string
-	for c, name := range members {
-		if c == from {
-			continue
-		}
-		if c.WriteBufferSize()+len(text) > outboxBytes {
-			c.Abort()
-			delete(members, c)
-			dropped = append(dropped, name)
-			continue
-		}
-		c.Write(text) // fits under the high watermark: does not block
-	}
-	for _, name := range dropped {
-		broadcast(members, nil, fmt.Appendf(nil, "* %s was dropped: not reading\n", name))
-	}
-}
-
-// handle is a client's Handler: it reads the client's name, then its lines.
-func (r *room) handle(ctx context.Context, c *sluice.Conn) error {
-	c.Write([]byte("Welcome! Your name?\n"))
-	name, err := c.ReadLine(ctx)
-	if err != nil {
-		return err
-	}
-	name = bytes.TrimSpace(name)
-	if !send(ctx, r, r.join, member{c, string(name)}) {
-		return nil
-	}
-	defer send(context.WithoutCancel(ctx), r, r.leave, c)
-	for line, err := range c.Lines(ctx) {
-		if errors.Is(err, net.ErrClosed) {
-			return nil // dropped by the room
-		}
+// handler returns the Handler of room's clients: it reads a client's name,
+// then passes its lines on to the room.
+func handler(room *sluice.Hub) sluice.Handler {
+	return func(ctx context.Context, c *sluice.Conn) error {
+		c.Write([]byte("Welcome! Your name?\n"))
+		name, err := c.ReadLine(ctx)
 		if err != nil {
 			return err
 		}
-		if !send(ctx, r, r.say, message{c, fmt.Appendf(nil, "%s: %s\n", name, line)}) {
+		name = bytes.TrimSpace(name)
+		leave := room.Join(c)
+		say(room, "* %s joined", name)
+		err = talk(ctx, room, c, name)
+		leave()
+		if c.IsClosing() { // the room aborted c: it did not read
+			say(room, "* %s was dropped: not reading", name)
 			return nil
 		}
+		say(room, "* %s left", name)
+		return err
+	}
+}
+
+// talk says each line the client sends, until it leaves.
+func talk(ctx context.Context, room *sluice.Hub, c *sluice.Conn, name []byte) error {
+	for line, err := range c.Lines(ctx) {
+		if err != nil {
+			return err
+		}
+		say(room, "%s: %s", name, line)
 	}
 	return nil
 }
 
-// send hands v to r's goroutine on ch; it reports false if ctx ended or the
-// room stopped first.
-func send[T any](ctx context.Context, r *room, ch chan<- T, v T) bool {
-	select {
-	case ch <- v:
-		return true
-	case <-ctx.Done():
-	case <-r.done:
-	}
-	return false
+// say sends a line to everyone in room. It never waits for anyone.
+func say(room *sluice.Hub, format string, args ...any) {
+	room.Publish(append(fmt.Appendf(nil, format, args...), '\n'))
 }
