@@ -71,6 +71,9 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 		c.rd.w = len(o.pre)
 	}
 	c.q.init(nc, newRawWriter(rc, nc), cfg.high, cfg.low, c.clock)
+	if c.clock != nil {
+		c.clock.begin() // last: the timer's abort reads what is set above
+	}
 	return c
 }
 
