@@ -146,6 +146,22 @@ func kernelSplices(t *testing.T) bool {
 	return newInbound(c.(*net.TCPConn)) != nil
 }
 
+// passThrough sends msg from a's peer and checks that b's peer receives it:
+// the relay runs.
+func passThrough(t *testing.T, a, b relayEnd, msg string) {
+	t.Helper()
+	if _, err := a.peer.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(b.peer, buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != msg {
+		t.Fatalf("got %q, want %q", buf, msg)
+	}
+}
+
 // blockedIn reports whether a goroutine waits for its socket to be writable
 // in a function whose name contains fn.
 func blockedIn(fn string) bool {
@@ -365,13 +381,10 @@ func TestRelayResetPassedOn(t *testing.T) {
 			is := is.New(t)
 			a, b := newRelayEnd(t, kinds[0]), newRelayEnd(t, kinds[1])
 			relay := goRelay(testCtx(t), a.c, b.c)
-			_, err := a.peer.Write([]byte("x"))
-			is.NoErr(err)
-			_, err = io.ReadFull(b.peer, make([]byte, 1)) // the relay runs
-			is.NoErr(err)
+			passThrough(t, a, b, "x")
 
 			resetPeer(t, a.peer)
-			_, err = b.peer.Read(make([]byte, 1))
+			_, err := b.peer.Read(make([]byte, 1))
 			is.True(errors.Is(err, syscall.ECONNRESET)) // not a clean EOF
 			res := recv(t, relay)
 			is.True(errors.Is(res.err, syscall.ECONNRESET))
@@ -393,10 +406,7 @@ func TestRelayCancel(t *testing.T) {
 				ctx, cancel := context.WithCancel(testCtx(t))
 				defer cancel()
 				relay := goRelay(ctx, a.c, b.c)
-				_, err := a.peer.Write([]byte("x"))
-				is.NoErr(err)
-				_, err = io.ReadFull(b.peer, make([]byte, 1))
-				is.NoErr(err)
+				passThrough(t, a, b, "x")
 				if blocked {
 					// b's peer reads no more: the relay fills the kernel's
 					// buffers and then waits on b.
@@ -473,17 +483,19 @@ func TestRelayIdleTimeout(t *testing.T) {
 			got := readAllAsync(b.peer)
 			tick := time.NewTicker(idle / 10)
 			defer tick.Stop()
+			sent := 0
 			for start := time.Now(); time.Since(start) < 5*idle; {
 				<-tick.C
-				_, err := a.peer.Write([]byte("0123456789"))
+				n, err := a.peer.Write([]byte("0123456789"))
 				is.NoErr(err)
+				sent += n
 			}
 			is.NoErr(halfClose(a.peer))
 			is.NoErr(halfClose(b.peer))
-			is.True(len(recv(t, got))%10 == 0)
+			is.Equal(len(recv(t, got)), sent)
 			res := recv(t, relay)
-			is.NoErr(res.err)
-			is.True(res.aToB >= 40*10)
+			is.NoErr(res.err) // not ErrIdleTimeout
+			is.Equal(res.aToB, int64(sent))
 			is.True(!a.c.IsClosing())
 		})
 		t.Run(kind+"/quiet", func(t *testing.T) {
@@ -577,10 +589,7 @@ func TestRelayConcurrentRead(t *testing.T) {
 	is.NoErr(recv(t, reading))
 
 	relay := goRelay(ctx, a.c, b.c)
-	_, err = a.peer.Write([]byte("x"))
-	is.NoErr(err)
-	_, err = io.ReadFull(b.peer, make([]byte, 1)) // the relay runs
-	is.NoErr(err)
+	passThrough(t, a, b, "x")
 	_, err = b.c.ReadLine(ctx)
 	is.Equal(err, ErrConcurrentRead)
 	is.NoErr(halfClose(a.peer))
@@ -611,14 +620,8 @@ func TestRelayOutlivesEarlierReadContext(t *testing.T) {
 
 	relay := goRelay(testCtx(t), a.c, b.c)
 	cancel()
-	for _, msg := range []string{"one", "two"} {
-		_, err := a.peer.Write([]byte(msg))
-		is.NoErr(err)
-		buf := make([]byte, len(msg))
-		_, err = io.ReadFull(b.peer, buf)
-		is.NoErr(err)
-		is.Equal(string(buf), msg)
-	}
+	passThrough(t, a, b, "one")
+	passThrough(t, a, b, "two")
 	is.NoErr(halfClose(a.peer))
 	is.NoErr(halfClose(b.peer))
 	is.NoErr(recv(t, relay).err)
