@@ -62,7 +62,8 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // as io.Copy between two *net.TCPConn does), without copying them through user
 // space or the queues: each step moves what has arrived, up to 1 MiB, and then
 // counts it in both Conns' Stats and on their WithIdleTimeout clocks, so those
-// stay exact while data flows.
+// stay current while data flows (behind by at most the step under way) and
+// exact once it has.
 func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	rl := &relay{ctx: ctx, a: a, b: b}
 	if err := rl.lock(); err != nil {
