@@ -140,16 +140,17 @@ func (rl *relay) lock() error {
 }
 
 // fail records a failure. The first one aborts both Conns, which ends the
-// other direction. A later one is reported only if the abort cannot have caused
-// it: not the Conns' close (net.ErrClosed), and not after ctx's end.
+// other direction. A later one is reported only if it is a direction's own,
+// which the abort cannot have caused: not the Conns' close (net.ErrClosed),
+// not ctx's end, and not after ctx's end.
 func (rl *relay) fail(err error) {
 	rl.mu.Lock()
 	first := !rl.aborted && !rl.finished
+	byCtx := rl.ctx.Err() != nil && errors.Is(err, rl.ctx.Err())
 	switch {
 	case first:
-		rl.err, rl.aborted = err, true
-		rl.byCtx = rl.ctx.Err() != nil && errors.Is(err, rl.ctx.Err())
-	case rl.finished, rl.byCtx, errors.Is(err, net.ErrClosed):
+		rl.err, rl.aborted, rl.byCtx = err, true, byCtx
+	case rl.finished, rl.byCtx, byCtx, errors.Is(err, net.ErrClosed):
 	default:
 		rl.err = errors.Join(rl.err, err)
 	}

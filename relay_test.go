@@ -647,6 +647,7 @@ func TestRelayFailureRules(t *testing.T) {
 		{"own abort not reported", context.Background(), false, []error{errA, closedErr}, []error{errA}, true},
 		{"independent failure joined", context.Background(), false, []error{errA, errB}, []error{errA, errB}, true},
 		{"ctx first", canceled, false, []error{context.Canceled, errB}, []error{context.Canceled}, true},
+		{"ctx after a failure", canceled, false, []error{errA, context.Canceled}, []error{errA}, true},
 		{"after the end", context.Background(), true, []error{errA}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
