@@ -72,6 +72,9 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 		c.nread.Add(int64(len(o.pre)))
 	}
 	c.q.init(nc, newRawWriter(rc, nc), cfg.high, cfg.low, c.clock)
+	if c.clock != nil {
+		c.clock.begin() // last: the timer's abort reads what is set above
+	}
 	return c
 }
 
@@ -108,8 +111,14 @@ func (c *Conn) afterRead(n int) {
 	if !c.q.readerUsed.Load() {
 		c.q.readerUsed.Store(true)
 	}
+	c.countRead(int64(n))
+}
+
+// countRead counts n bytes read from the connection, by the Reader or by
+// Relay's splice past it, in Stats and on the timeouts' clock.
+func (c *Conn) countRead(n int64) {
 	if n > 0 {
-		c.nread.Add(int64(n))
+		c.nread.Add(n)
 		if c.clock != nil {
 			c.clock.read()
 		}

@@ -143,6 +143,11 @@ func (c *Conn) Buffered() int { return c.rd.Buffered() }
 // Buffered returns the bytes buffered and not yet read. See Conn.Buffered.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// caughtUp reports whether nothing is buffered and the stream has neither ended
+// nor failed: the next byte can only come from the stream, so a reader holding
+// the read lock may take it past the buffer (Relay's splice).
+func (r *Reader) caughtUp() bool { return r.r == r.w && r.err == nil && !r.skip.pending() }
+
 // AtEOF reports whether a read has seen the end of the stream and nothing is
 // left buffered (asyncio's at_eof). Call it from the reading goroutine.
 func (c *Conn) AtEOF() bool { return c.rd.AtEOF() }

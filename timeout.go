@@ -44,18 +44,23 @@ type activity struct {
 }
 
 // newActivity returns the clock for cfg's timeouts, expire to call when one
-// passes, or nil when neither is set: then the Conn pays nothing.
+// passes, or nil when neither is set: then the Conn pays nothing. The clock
+// runs once begin is called.
 func newActivity(cfg *config, expire func(error)) *activity {
 	if cfg.idleTimeout <= 0 && cfg.messageTimeout <= 0 {
 		return nil
 	}
-	a := &activity{idle: cfg.idleTimeout, message: cfg.messageTimeout, expire: expire, start: time.Now(), msg: -1}
+	return &activity{idle: cfg.idleTimeout, message: cfg.messageTimeout, expire: expire, start: time.Now(), msg: -1}
+}
+
+// begin starts the idle timeout. Call it once the Conn is fully made: from
+// then on the timer may fire, and expire runs on the timer's goroutine.
+func (a *activity) begin() {
 	if a.idle > 0 {
 		a.mu.Lock()
 		a.armLocked(int64(a.idle))
 		a.mu.Unlock()
 	}
-	return a
 }
 
 func (a *activity) now() int64 { return int64(time.Since(a.start)) }

@@ -189,7 +189,7 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	case r.err != nil:
 		return fmt.Errorf("sluice: StartTLS: %w", r.err)
 	}
-	if err := c.q.hold(ctx); err != nil {
+	if err := c.q.hold(ctx, opHold); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
 	var pre []byte

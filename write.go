@@ -54,7 +54,7 @@ type writeQueue struct {
 	closeErr  error      // why the queue closed (Close, Abort, a timeout); nil while open
 	err       error      // the first failed send; sticky
 	eof       eofState
-	upgrading bool      // StartTLS is switching the transport: Writes wait
+	upgrading bool      // held (hold): StartTLS is switching the transport, or Relay splicing; Writes wait
 	deadline  time.Time // the write deadline: bounds a Write blocked by the pause
 	// wake is closed (then cleared) when the queue changes in a way a waiter
 	// may care about: size falls, an error sticks, it closes, the deadline or
@@ -367,10 +367,7 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
 	q.sending = false
 	q.size -= n
-	q.written += int64(n)
-	if n > 0 && q.clock != nil {
-		q.clock.touch()
-	}
+	q.countLocked(int64(n))
 	switch rest := batch[n:]; {
 	case err != nil:
 		q.size -= len(rest) // dropped, as failLocked drops pending
@@ -389,6 +386,23 @@ func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
 		q.paused = false
 	}
 	q.broadcastLocked()
+}
+
+// countLocked counts n bytes handed to the kernel in Stats and on the timeouts'
+// clock.
+func (q *writeQueue) countLocked(n int64) {
+	q.written += n
+	if n > 0 && q.clock != nil {
+		q.clock.touch()
+	}
+}
+
+// spliced counts n bytes that Relay's splice handed to the kernel past the
+// queue, while it held the queue.
+func (q *writeQueue) spliced(n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.countLocked(n)
 }
 
 // failLocked makes err the sticky write error, if it is the first, and drops
@@ -490,14 +504,15 @@ func (q *writeQueue) stop() {
 }
 
 // hold stops the queue from accepting writes and waits until everything queued
-// has been handed to the kernel and the writer goroutine has ended, so the TLS
-// handshake has the connection to itself. On error nothing is held.
-func (q *writeQueue) hold(ctx context.Context) error {
+// has been handed to the kernel and the writer goroutine has ended, so the
+// holder has the connection to itself: StartTLS for its handshake (op opHold),
+// Relay for one splice (op opWrite). On error nothing is held.
+func (q *writeQueue) hold(ctx context.Context, op queueOp) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.upgrading = true
 	for {
-		err := q.errLocked(opHold)
+		err := q.errLocked(op)
 		if err == nil && q.size == 0 && !q.running && !q.sending {
 			return nil
 		}
@@ -671,8 +686,8 @@ func (c *Conn) CanWriteEOF() bool {
 // write_eof): the peer reads EOF, and this side can still read. It does not
 // block; a failure to half-close becomes the sticky write error. Later writes
 // fail with an error matching net.ErrClosed. A second call does nothing. It
-// returns an error where CanWriteEOF is false (and while StartTLS runs), and
-// after Close or Abort.
+// returns an error where CanWriteEOF is false (and while StartTLS runs, or a
+// Relay splices into the Conn), and after Close or Abort.
 func (c *Conn) WriteEOF() error {
 	q := &c.q
 	q.mu.Lock()

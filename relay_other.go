@@ -1,0 +1,16 @@
+//go:build !linux
+
+package sluice
+
+import (
+	"errors"
+	"net"
+)
+
+// inbound is Linux's (relay_linux.go): elsewhere Relay does not splice, as
+// *net.TCPConn's ReadFrom would copy through user space anyway.
+type inbound struct{}
+
+func newInbound(*net.TCPConn) *inbound { return nil }
+
+func (*inbound) wait() (int, error) { return 0, errors.ErrUnsupported }
