@@ -23,17 +23,27 @@ var errClosed = fmt.Errorf("sluice: %w", net.ErrClosed)
 // holds no goroutine and no write buffer, and over a Unix socket (TCP, Unix) no
 // read buffer either.
 type Conn struct {
-	rd    Reader     // the reading half
-	q     writeQueue // the writing half
-	raw   net.Conn   // the connection as dialled or accepted; never changes
-	cfg   *config    // shared with the Server or Dial that made it; read-only
-	o     connOptions
-	tls   atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
-	clock *activity                // WithIdleTimeout and WithMessageTimeout, or nil (timeout.go)
-	nread atomic.Int64             // bytes read (Stats)
+	rd      Reader                   // the reading half
+	q       writeQueue               // the writing half; q.clock is WithIdleTimeout's and WithMessageTimeout's (timeout.go), or nil
+	raw     net.Conn                 // the connection as dialled or accepted; never changes
+	cfg     *config                  // shared with the Server or Dial that made it; read-only
+	onClose func()                   // called once the Conn is closing, or nil
+	extra   *connExtra               // what few Conns have, or nil
+	tls     atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
+	nread   atomic.Int64             // bytes read (Stats)
+	done    chan struct{}            // closed once ended; made by the first WaitClosed, guarded by q.mu
 
 	tearOnce sync.Once
-	done     chan struct{} // closed when the Conn is closed and its writer has ended
+	accepted bool // made by a Server: StartTLS takes the server side
+	ended    bool // teardown is done; guarded by q.mu
+}
+
+// connExtra is what a Conn has only where it was dialled or is behind a PROXY
+// protocol header: kept apart, so that the many accepted Conns of a Server
+// are smaller.
+type connExtra struct {
+	host          string   // the host Dial dialled: TLS's default server name
+	remote, local net.Addr // the addresses a PROXY protocol header carried, or nil
 }
 
 // connOptions is what the maker of a Conn (Dial, a Server) tells it at
@@ -42,7 +52,7 @@ type connOptions struct {
 	accepted   bool            // made by a Server: StartTLS takes the server side
 	host       string          // the host Dial dialled: TLS's default server name
 	onClose    func()          // called once the Conn is closing (a Server cancels the handler's ctx)
-	closesWith <-chan struct{} // a Done channel closed only with the Conn: reads need not watch it
+	closesWith context.Context // a ctx cancelled only with the Conn's close: reads need not watch it
 	pre        []byte          // bytes read off nc before the Conn was made (behind a PROXY header): its first data
 	remote     net.Addr        // the peer's address to report instead of nc's (a PROXY header's), or nil
 	local      net.Addr        // likewise for the local address
@@ -59,21 +69,25 @@ func NewConn(nc net.Conn, opts ...Option) *Conn {
 }
 
 func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
-	c := &Conn{raw: nc, cfg: cfg, o: o, done: make(chan struct{})}
-	c.clock = newActivity(cfg, c.abort)
+	c := &Conn{raw: nc, cfg: cfg, accepted: o.accepted, onClose: o.onClose}
+	if o.host != "" || o.remote != nil || o.local != nil {
+		c.extra = &connExtra{o.host, o.remote, o.local}
+	}
+	clock := newActivity(cfg, c.abort)
 	rc := rawConnOf(nc)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
 	c.rd.closesWith = o.closesWith
-	c.rd.sock = newRawReader(rc, nc)
+	sock := newRawSock(rc, nc)
+	c.rd.sock = sock
 	if len(o.pre) > 0 {
 		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
 		c.nread.Add(int64(len(o.pre)))
 	}
-	c.q.init(nc, newRawWriter(rc, nc), cfg.high, cfg.low, c.clock)
-	if c.clock != nil {
-		c.clock.begin() // last: the timer's abort reads what is set above
+	c.q.init(nc, sock, cfg.high, cfg.low, clock)
+	if clock != nil {
+		clock.begin() // last: the timer's abort reads what is set above
 	}
 	return c
 }
@@ -94,20 +108,31 @@ func Pipe(opts ...Option) (*Conn, *Conn, error) {
 	return newConn(a, cfg, connOptions{}), newConn(b, cfg, connOptions{}), nil
 }
 
-// The Conn's read hook (see readHook): its reads tell the write queue when a
-// read waits, so that Write knows whether a read will come to send what it
-// queues; count what they bring; and feed the timeouts' clock.
+// The Conn's read hook (see readHook): its reads send what Writes left for
+// them, tell the write queue when a read waits (so that Write knows whether a
+// read will come to send what it queues), count what they bring, and feed the
+// timeouts' clock. Each is a few atomic loads when there is nothing to do.
 
-func (c *Conn) beforeWait(msg int64) {
+func (c *Conn) beforeRead() {
+	if c.q.forReader.Load() {
+		c.q.sendNow()
+	}
+}
+
+func (c *Conn) waiting(msg int64) {
 	c.q.readerWaiting.Store(true)
-	c.q.sendNow()
-	if c.clock != nil {
-		c.clock.waiting(msg)
+	if c.q.forReader.Load() { // a Write came since beforeRead
+		c.q.sendNow()
+	}
+	if c.q.clock != nil {
+		c.q.clock.waiting(msg)
 	}
 }
 
 func (c *Conn) afterRead(n int) {
-	c.q.readerWaiting.Store(false)
+	if c.q.readerWaiting.Load() {
+		c.q.readerWaiting.Store(false)
+	}
 	if !c.q.readerUsed.Load() {
 		c.q.readerUsed.Store(true)
 	}
@@ -119,8 +144,8 @@ func (c *Conn) afterRead(n int) {
 func (c *Conn) countRead(n int64) {
 	if n > 0 {
 		c.nread.Add(n)
-		if c.clock != nil {
-			c.clock.read()
+		if c.q.clock != nil {
+			c.q.clock.read()
 		}
 	}
 }
@@ -130,8 +155,8 @@ func (c *Conn) eofErr() error { return c.q.resetErr() }
 // LocalAddr returns the local network address (asyncio's "sockname"): the one a
 // PROXY protocol header carried, where the Server read one, else the socket's.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.o.local != nil {
-		return c.o.local
+	if c.extra != nil && c.extra.local != nil {
+		return c.extra.local
 	}
 	return c.raw.LocalAddr()
 }
@@ -140,8 +165,8 @@ func (c *Conn) LocalAddr() net.Addr {
 // client's as a PROXY protocol header carried it, where the Server read one,
 // else the socket's.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.o.remote != nil {
-		return c.o.remote
+	if c.extra != nil && c.extra.remote != nil {
+		return c.extra.remote
 	}
 	return c.raw.RemoteAddr()
 }
@@ -247,8 +272,8 @@ func (c *Conn) armReset() {
 
 // closing tells the Conn's maker that the Conn is closing.
 func (c *Conn) closing() {
-	if c.o.onClose != nil {
-		c.o.onClose()
+	if c.onClose != nil {
+		c.onClose()
 	}
 }
 
@@ -265,12 +290,17 @@ func (c *Conn) closeReason() error {
 func (c *Conn) teardown(graceful bool) error {
 	var err error
 	c.tearOnce.Do(func() {
-		if c.clock != nil {
-			c.clock.stop()
+		if c.q.clock != nil {
+			c.q.clock.stop()
 		}
 		err = c.closeTransport(graceful)
 		c.q.stop()
-		close(c.done)
+		c.q.mu.Lock()
+		c.ended = true
+		if c.done != nil {
+			close(c.done)
+		}
+		c.q.mu.Unlock()
 	})
 	return err
 }
@@ -285,8 +315,17 @@ func (c *Conn) IsClosing() bool {
 // goroutine or by a timeout, and its writer goroutine has ended (asyncio's
 // wait_closed). It returns ctx.Err() if ctx ends first.
 func (c *Conn) WaitClosed(ctx context.Context) error {
+	c.q.mu.Lock()
+	if c.done == nil { // made on demand: most Conns are never waited for
+		c.done = make(chan struct{})
+		if c.ended {
+			close(c.done)
+		}
+	}
+	done := c.done
+	c.q.mu.Unlock()
 	select {
-	case <-c.done:
+	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

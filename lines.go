@@ -92,37 +92,33 @@ func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	_, end, last, err := r.scanLine(ctx, false)
-	switch {
-	case err != nil:
-		return nil, err
-	case last != nil:
-		return last, nil
+	_, end, err := r.until(ctx, newlines, r.limit)
+	if err != nil {
+		return r.lineEnd(err, false)
 	}
 	return r.take(end), nil
 }
 
-// scanLine reads until a whole line is buffered and returns where its newline
-// starts and ends, relative to the unread data: the one line search of
-// ReadLine and Lines. At EOF an unterminated last line comes back in last (a
-// copy; the buffer emptied), and with nothing buffered the error is io.EOF. A
-// line over the limit is a *LimitOverrunError and is discarded as asyncio's
-// readline does (see dropOverrun); with skipRest, the rest of it is skipped
-// too as it arrives, through its newline.
-func (r *Reader) scanLine(ctx context.Context, skipRest bool) (start, end int, last []byte, err error) {
-	start, end, err = r.until(ctx, newlines, r.limit)
+// lineEnd turns what until reports instead of a line into what ReadLine and
+// Lines return: at EOF the unterminated last line (a copy; the buffer
+// emptied) with no error, or io.EOF with nothing buffered; for a line over the
+// limit the *LimitOverrunError, the line discarded as asyncio's readline does
+// (see dropOverrun) and, with skipRest, the rest of it skipped too as it
+// arrives, through its newline. It runs after the wait, not beneath it: the
+// frames under a waiting read stay few.
+func (r *Reader) lineEnd(err error, skipRest bool) ([]byte, error) {
 	switch e := err.(type) {
 	case *IncompleteReadError:
 		if len(e.Partial) == 0 {
-			return 0, 0, nil, io.EOF
+			return nil, io.EOF
 		}
-		return 0, 0, e.Partial, nil
+		return e.Partial, nil
 	case *LimitOverrunError:
 		if !r.dropOverrun(e.Consumed) && skipRest {
 			r.skip.seps = newlines
 		}
 	}
-	return start, end, nil, err
+	return nil, err
 }
 
 // dropOverrun discards an overlong line as asyncio's readline does: through its
@@ -188,17 +184,17 @@ func (r *Reader) until(ctx context.Context, s *sepSet, limit int) (start, end in
 			if st, e := s.index(data[offset:]); e >= 0 {
 				start, end = offset+st, offset+e
 				if start > limit {
-					return 0, 0, &LimitOverrunError{Consumed: start}
+					return 0, 0, overrun(start)
 				}
 				return start, end, nil
 			}
 			offset = max(0, len(data)+1-s.max)
 			if offset > limit {
-				return 0, 0, &LimitOverrunError{Consumed: offset}
+				return 0, 0, overrun(offset)
 			}
 		}
 		if r.err == io.EOF {
-			return 0, 0, &IncompleteReadError{Partial: r.takeAll(), Expected: -1}
+			return 0, 0, r.incomplete(-1)
 		}
 		if err := r.fill(ctx, want, true); err != nil && err != io.EOF {
 			return 0, 0, err
@@ -229,6 +225,17 @@ func (c *Conn) Lines(ctx context.Context) iter.Seq2[[]byte, error] { return c.rd
 // line endings, for select and goroutine pipelines. See Stream for its lifecycle.
 func (c *Conn) LineChan(ctx context.Context) *Stream { return c.rd.LineChan(ctx) }
 
+// overrun and incomplete make until's errors out of line, so that until's
+// frame, beneath every waiting line read, stays small.
+//
+//go:noinline
+func overrun(consumed int) error { return &LimitOverrunError{Consumed: consumed} }
+
+//go:noinline
+func (r *Reader) incomplete(expected int) error {
+	return &IncompleteReadError{Partial: r.takeAll(), Expected: expected}
+}
+
 // Lines returns a single-use iterator over the stream's lines. See Conn.Lines.
 func (r *Reader) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
 	return r.steps(ctx, func() ([]byte, error) { return r.nextLine(ctx) })
@@ -250,12 +257,13 @@ func (r *Reader) nextLine(ctx context.Context) ([]byte, error) {
 		}
 		return line[:len(line):len(line)], nil
 	}
-	start, end, last, err := r.scanLine(ctx, true)
-	switch {
-	case err != nil:
-		return nil, err
-	case last != nil:
-		return dropCR(last), nil
+	start, end, err := r.until(ctx, newlines, r.limit)
+	if err != nil {
+		last, err := r.lineEnd(err, true)
+		if last != nil {
+			last = dropCR(last)
+		}
+		return last, err
 	}
 	line := r.buf[r.r : r.r+start]
 	r.consume(end)

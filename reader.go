@@ -41,13 +41,16 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 // A readHook is what a Conn needs to hear from its reading half; the Conn gives
 // it to the Reader at construction (a standalone Reader has none). The Reader
-// calls it only around reads from the stream, never per line or frame.
+// calls it only around reads from the stream, never per line or frame, and
+// from shallow frames where it can (see rawReader).
 type readHook interface {
-	// beforeWait runs just before a read from the stream waits for data. msg
-	// is the stream offset of the message whose rest is awaited, or -1 where
-	// the read waits for a message's first byte (or is no message read). The
-	// Conn sends what it has queued here: the peer may be waiting for it.
-	beforeWait(msg int64)
+	// beforeRead runs before every read from the stream. The Conn sends what
+	// a Write left for this read to send: the peer may be waiting for it.
+	beforeRead()
+	// waiting runs when a read finds no data and is about to wait. msg is the
+	// stream offset of the message whose rest is awaited, or -1 where the read
+	// waits for a message's first byte (or is no message read).
+	waiting(msg int64)
 	// afterRead runs after every read from the stream, with the bytes it
 	// brought.
 	afterRead(n int)
@@ -72,40 +75,48 @@ type readHook interface {
 // started while another is under way returns ErrConcurrentRead at once. Read,
 // the io.Reader method, waits its turn instead, as net.Conn's Read does.
 type Reader struct {
-	mu    sync.Mutex // held for the length of a read or iterator step; guards the fields up to src
+	mu    sync.Mutex // held for the length of a read or iterator step; guards the fields up to rd
 	buf   []byte
 	r, w  int    // buf[r:w] is buffered and unread
 	off   int64  // the stream offset of buf[0]: identifies a message for the message timeout
 	size  int    // the size of the next buffer taken: what reads have needed so far
-	full  bool   // the last read filled the free room: grow before the next
 	err   error  // sticky: io.EOF or the first read error
 	small []byte // what is left of the block small results are carved from
 	limit int
 	skip  skipState // data to discard before the next read
+	// (The small fields share a word: a quiet Conn's size counts.)
+	full   bool        // the last read filled the free room: grow before the next
+	smalls uint8       // small results taken since the Reader last waited (counting to 2)
+	sticky bool        // a Conn's: the watch stays armed between reads (see below)
+	closed atomic.Bool // the owning Conn was closed or aborted
 
-	rd   io.Reader
-	sock *rawReader // rd's descriptor, where a read can wait without a buffer (Unix sockets); nil otherwise
-	hook readHook   // the owning Conn's, or nil
-
-	closed   atomic.Bool // the owning Conn was closed or aborted
-	closeErr error       // why: written once, before closed is set
+	rd       io.Reader
+	sock     *rawSock // rd's descriptor, where a read can wait without a buffer (Unix sockets); nil otherwise
+	hook     readHook // the owning Conn's, or nil
+	closeErr error    // why the Conn closed: written once, before closed is set
 
 	// Cancellation: a context's end interrupts a blocked read by moving rd's
 	// read deadline into the past (context.AfterFunc), then restoring the
 	// user's. A Conn's Reader keeps the watch armed between reads (sticky) and
 	// re-arms it only for another context, so a loop of reads with one context
 	// allocates nothing; the Conn stops it when it closes.
-	dl          readDeadliner   // rd's SetReadDeadline, or nil: then ctx is checked between reads
-	closesWith  <-chan struct{} // a Done channel closed only with the Conn: not watched
-	sticky      bool
-	interruptFn func()          // r.interrupt, bound once
-	watched     <-chan struct{} // the watched context's Done; written under mu and dmu
-	watchWG     sync.WaitGroup  // an armed watch's interrupt, until it has run or been stopped
-	dmu         sync.Mutex      // guards the fields below
-	stopWatch   func() bool     // the armed AfterFunc's stop, or nil
-	deadline    time.Time       // the user's read deadline
-	interrupted bool            // a context holds the deadline in the past
-	shut        bool            // the Conn closed: the deadline stays in the past
+	closesWith  context.Context             // a ctx cancelled only with the Conn's close: not watched
+	cs          atomic.Pointer[cancelState] // made by the first watch or read deadline, then fixed
+	dmu         sync.Mutex                  // guards the fields below and cs's, but watched
+	canCancel   bool                        // set at construction: rd has a working SetReadDeadline; else ctx is checked between reads
+	interrupted bool                        // a context holds the deadline in the past
+	shut        bool                        // the Conn closed: the deadline stays in the past
+}
+
+// cancelState is what interrupting reads takes: a Reader makes it the first
+// time it watches a context or gets a read deadline. A Server's handler that
+// reads with its own ctx needs neither, so a quiet Conn is smaller without it.
+type cancelState struct {
+	watched   <-chan struct{} // the watched context's Done; written by the reading goroutine under dmu, read by it alone
+	stopWatch func() bool     // the armed AfterFunc's stop, or nil
+	interrupt func()          // the Reader's interrupt, bound once
+	watchWG   sync.WaitGroup  // an armed watch's interrupt, until it has run or been stopped
+	deadline  time.Time       // the user's read deadline
 }
 
 // NewReader returns a Reader over rd (asyncio's standalone StreamReader, as over a
@@ -128,11 +139,8 @@ func NewReader(rd io.Reader, opts ...Option) *Reader {
 func (r *Reader) init(rd io.Reader, limit int, hook readHook) {
 	r.rd, r.limit, r.hook = rd, limit, hook
 	r.size = minPooled
-	r.dl = nil
-	if d, ok := rd.(readDeadliner); ok && d.SetReadDeadline(time.Time{}) == nil {
-		r.dl = d
-	}
-	r.interruptFn = r.interrupt
+	d, ok := rd.(readDeadliner)
+	r.canCancel = ok && d.SetReadDeadline(time.Time{}) == nil
 }
 
 // Buffered returns the number of bytes that can be read without a read from the
@@ -168,6 +176,7 @@ func (r *Reader) lock(ctx context.Context) error {
 		r.mu.Unlock()
 		return r.closeErr
 	}
+	r.takeBuf()
 	if r.skip.pending() {
 		if err := r.settleSkip(ctx); err != nil {
 			r.mu.Unlock()
@@ -198,42 +207,57 @@ func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 		at = r.off + int64(r.r)
 	}
 	r.watch(ctx)
-	for empty := 0; ; empty++ {
-		n, err := r.readOnce(want, at)
-		if err != nil {
-			if !r.sticky {
-				r.unwatch()
-			}
-			return r.readErr(ctx, err)
-		}
-		if n > 0 || empty == maxEmptyReads {
-			if !r.sticky {
-				r.unwatch()
-			}
-			if n == 0 {
-				r.err = io.ErrNoProgress
-				return r.err
-			}
-			return nil
-		}
-	}
-}
-
-// readOnce makes one read from the stream into the buffer's free room: through
-// the socket's descriptor where the Reader has it, else through rd.
-func (r *Reader) readOnce(want int, msg int64) (int, error) {
+	// One read per turn; a turn that only waited (again: see rawReader) or
+	// brought nothing is followed by another. The reads are made here rather
+	// than in a function of their own: every frame beneath a waiting read
+	// counts (see Server.serveConn).
 	var n int
 	var err error
-	if r.sock != nil {
-		n, err = r.sock.read(r, want, msg)
-	} else {
+	for empty := 0; ; {
 		r.makeRoom(want)
 		if r.hook != nil {
-			r.hook.beforeWait(msg)
+			r.hook.beforeRead()
 		}
-		n, err = r.rd.Read(r.buf[r.w:])
+		if r.sock != nil {
+			var again bool
+			if n, again, err = r.sock.read(r, at); again {
+				continue // woken after a wait that gave the buffer back
+			}
+		} else {
+			n, err = r.readStream(at)
+		}
+		if err = r.account(n, err); n > 0 || err != nil || empty == maxEmptyReads {
+			break
+		}
+		empty++
 	}
-	n = max(n, 0)
+	if !r.sticky {
+		r.unwatch()
+	}
+	switch {
+	case err != nil:
+		return r.readErr(ctx, err)
+	case n == 0:
+		r.err = io.ErrNoProgress
+		return r.err
+	}
+	return nil
+}
+
+// readStream makes one read from rd, which may wait, into the buffer's free
+// room (msg as in fill).
+func (r *Reader) readStream(msg int64) (int, error) {
+	if r.hook != nil {
+		r.hook.waiting(msg) // it may
+	}
+	n, err := r.rd.Read(r.buf[r.w:])
+	return max(n, 0), err
+}
+
+// account takes in the n bytes a read brought and returns the error to act
+// on: EOF, once the Conn's own sends have met a reset, is that reset; EOF
+// that came with data waits for the next read.
+func (r *Reader) account(n int, err error) error {
 	r.full = n > 0 && r.w+n == len(r.buf)
 	r.w += n
 	if r.hook != nil {
@@ -245,9 +269,9 @@ func (r *Reader) readOnce(want int, msg int64) (int, error) {
 		}
 	}
 	if n > 0 && err == io.EOF {
-		err = nil // count the data; the next read sees EOF again
+		err = nil
 	}
-	return n, err
+	return err
 }
 
 // readErr classifies a failed read: a passed deadline is ctx's end, the Conn's
@@ -312,6 +336,18 @@ func (r *Reader) grow(n int) {
 	r.size = len(buf)
 }
 
+// takeBuf makes sure the Reader has a buffer, taking one from the pool. A
+// read that finds no buffer needs one (nothing is buffered), so the read
+// methods and iterator steps take it first, in a shallow frame: taking it
+// may allocate, and an allocation deep beneath a read can grow the
+// goroutine's stack for good (see Server.serveConn).
+func (r *Reader) takeBuf() {
+	if r.buf == nil {
+		r.buf = getBuf(r.size)
+		r.r, r.w = 0, 0
+	}
+}
+
 // release gives an empty buffer back to the pool, so a Reader waiting for data
 // holds none; the next read takes one of the same size.
 func (r *Reader) release() {
@@ -321,6 +357,7 @@ func (r *Reader) release() {
 	r.off += int64(r.w)
 	putBuf(r.buf)
 	r.buf, r.r, r.w = nil, 0, 0
+	r.small, r.smalls = nil, 0
 }
 
 // handOver gives the buffer's unread bytes to the caller, buffer and all, and
@@ -339,7 +376,14 @@ func (r *Reader) handOver() []byte {
 func (r *Reader) take(n int) []byte {
 	src := r.buf[r.r : r.r+n]
 	var p []byte
-	if n <= smallResult && n > 0 {
+	if n <= smallResult && r.smalls < 2 {
+		r.smalls++
+	}
+	if n <= smallResult && n > 0 && (len(r.small) >= n || r.smalls > 0) {
+		// The second small result since the Reader last waited: more are
+		// likely to follow (headers of a stream of frames). A lone one, as
+		// between the waits of an idle or request/response connection, is
+		// allocated alone, so that a quiet Conn keeps no block.
 		if len(r.small) < n {
 			r.small = make([]byte, smallBlock)
 		}
@@ -368,11 +412,12 @@ func (r *Reader) consume(n int) {
 // never end, or whose end comes with the Conn's own close, costs nothing, and
 // so does the same context as the last read's while its watch is armed.
 func (r *Reader) watch(ctx context.Context) {
-	done := ctx.Done()
-	if r.dl == nil || done == r.closesWith {
-		done = nil
+	var done <-chan struct{}
+	if r.canCancel && ctx != r.closesWith {
+		done = ctx.Done()
 	}
-	if done == r.watched {
+	cs := r.cs.Load()
+	if cs == nil && done == nil || cs != nil && done == cs.watched {
 		return
 	}
 	r.unwatch()
@@ -384,52 +429,75 @@ func (r *Reader) watch(ctx context.Context) {
 	if r.shut {
 		return // reads fail with the close error; nothing to interrupt
 	}
-	r.watchWG.Add(1)
-	r.stopWatch = context.AfterFunc(ctx, r.interruptFn)
-	r.watched = done
+	cs = r.cancelStateLocked()
+	cs.watchWG.Add(1)
+	cs.stopWatch = context.AfterFunc(ctx, cs.interrupt)
+	cs.watched = done
+}
+
+// cancelStateLocked returns the Reader's cancelState, making it first if need
+// be. dmu is held.
+func (r *Reader) cancelStateLocked() *cancelState {
+	cs := r.cs.Load()
+	if cs == nil {
+		cs = &cancelState{interrupt: r.interrupt}
+		r.cs.Store(cs)
+	}
+	return cs
 }
 
 func (r *Reader) interrupt() {
-	defer r.watchWG.Done()
+	cs := r.cs.Load()
+	defer cs.watchWG.Done()
 	r.dmu.Lock()
 	r.interrupted = true
-	r.dl.SetReadDeadline(aLongTimeAgo)
+	r.deadliner().SetReadDeadline(aLongTimeAgo)
 	r.dmu.Unlock()
 }
 
 // unwatch disarms the watch, if any, and restores the user's deadline if the
 // watch had moved it.
 func (r *Reader) unwatch() {
+	cs := r.cs.Load()
+	if cs == nil {
+		return
+	}
 	r.dmu.Lock()
-	stop := r.stopWatch
-	r.stopWatch, r.watched = nil, nil
+	stop := cs.stopWatch
+	cs.stopWatch, cs.watched = nil, nil
 	r.dmu.Unlock()
 	if stop == nil {
 		return
 	}
 	if stop() {
-		r.watchWG.Done() // interrupt will never run
+		cs.watchWG.Done() // interrupt will never run
 	} else {
-		r.watchWG.Wait() // it ran or is running: let it finish before restoring
+		cs.watchWG.Wait() // it ran or is running: let it finish before restoring
 	}
 	r.dmu.Lock()
 	if r.interrupted && !r.shut {
 		r.interrupted = false
-		r.dl.SetReadDeadline(r.deadline)
+		r.deadliner().SetReadDeadline(cs.deadline)
 	}
 	r.dmu.Unlock()
 }
+
+// deadliner returns rd's SetReadDeadline, where canCancel says it has one.
+// rd changes only under dmu (StartTLS), which the callers hold.
+func (r *Reader) deadliner() readDeadliner { return r.rd.(readDeadliner) }
 
 // setReadDeadline records the user's read deadline and applies it, unless a
 // context or the Conn's close holds the deadline in the past for the moment.
 func (r *Reader) setReadDeadline(t time.Time) error {
 	r.dmu.Lock()
 	defer r.dmu.Unlock()
-	r.deadline = t
-	if r.dl == nil || r.interrupted || r.shut {
+	if cs := r.cs.Load(); cs != nil || !t.IsZero() {
+		r.cancelStateLocked().deadline = t
+	}
+	if !r.canCancel || r.interrupted || r.shut {
 		return nil
 	}
-	return r.dl.SetReadDeadline(t)
+	return r.deadliner().SetReadDeadline(t)
 }
 
 // shutdown marks the Reader closed by its Conn, for reason: blocked and later
@@ -440,17 +508,20 @@ func (r *Reader) shutdown(reason error) {
 	r.closed.Store(true)
 	r.dmu.Lock()
 	r.shut = true
-	if r.dl != nil {
-		r.dl.SetReadDeadline(aLongTimeAgo)
+	if r.canCancel {
+		r.deadliner().SetReadDeadline(aLongTimeAgo)
 	}
-	stop := r.stopWatch
-	r.stopWatch = nil
+	var stop func() bool
+	cs := r.cs.Load()
+	if cs != nil {
+		stop, cs.stopWatch = cs.stopWatch, nil
+	}
 	r.dmu.Unlock()
 	if stop != nil {
 		if stop() {
-			r.watchWG.Done()
+			cs.watchWG.Done()
 		} else {
-			r.watchWG.Wait()
+			cs.watchWG.Wait()
 		}
 	}
 }
@@ -497,7 +568,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 func (r *Reader) readDirect(p []byte) (int, error) {
 	r.watch(context.Background()) // disarms a watch left by another context
 	if r.hook != nil {
-		r.hook.beforeWait(-1)
+		r.hook.beforeRead()
+		r.hook.waiting(-1) // it may
 	}
 	n, err := r.rd.Read(p)
 	n = max(n, 0)
@@ -576,7 +648,7 @@ func (r *Reader) await(ctx context.Context, n int) error {
 		// A read may return data with io.EOF: count the data before the EOF.
 		if err := r.fill(ctx, n, true); err != nil && r.w-r.r < n {
 			if err == io.EOF {
-				return &IncompleteReadError{Partial: r.takeAll(), Expected: n}
+				return r.incomplete(n)
 			}
 			return err
 		}
@@ -643,6 +715,7 @@ func (r *Reader) steps(ctx context.Context, next func() ([]byte, error)) iter.Se
 		}
 		defer r.mu.Unlock()
 		for {
+			r.takeBuf()
 			v, err := next()
 			if err == io.EOF {
 				return

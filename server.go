@@ -468,20 +468,54 @@ func (s *Server) openLocked(nc net.Conn, p proxyInfo) (context.Context, *Conn) {
 	// the Server closes it once the handler returns: reads with ctx need not
 	// watch it (closesWith).
 	c := newConn(nc, s.cfg, connOptions{
-		accepted: true, onClose: cancel, closesWith: ctx.Done(),
+		accepted: true, onClose: cancel, closesWith: ctx,
 		remote: p.remote, local: p.local, pre: p.rest,
 	})
 	s.conns[c] = false
 	return ctx, c
 }
 
-// serveConn runs the handler for c, logs how it ended, and closes c. Its frame,
-// and those below the handler, are kept small: they sit beneath every idle
-// connection's blocked read, and a goroutine whose stack outgrows 2 KiB takes
-// 4 KiB.
+// serveConn runs the TLS handshake (with WithTLS; bounded by the handshake
+// timeout, in c's own goroutine, so a silent peer holds nothing else up), then
+// the handler; finishConn, deferred, recovers a panic, logs how the handler
+// ended and closes c. It is the only frame of the Server's beneath the
+// handler, and a small one: a handler parked in a read keeps its goroutine at
+// 2 KiB of stack only while the whole chain stays under about 1.1 KiB (past
+// that the stack doubles, and a goroutine parked in I/O never shrinks back).
 func (s *Server) serveConn(ctx context.Context, c *Conn) {
-	r, err := s.runHandler(ctx, c)
-	s.finishConn(ctx, c, r, err)
+	h := handlerEnd{ctx: ctx, c: c}
+	defer s.finishConn(&h)
+	if s.handshake(&h) {
+		h.err = s.handler(ctx, c)
+	}
+	h.returned = true
+}
+
+// handlerEnd is a handler's Conn and ctx, and how it ended: its error, or, if
+// it did not return, a panic (finishConn recovers it).
+type handlerEnd struct {
+	ctx      context.Context
+	c        *Conn
+	err      error
+	returned bool
+}
+
+// handshake runs the TLS handshake where the Server has WithTLS and reports
+// whether the handler is to run, marking it running.
+func (s *Server) handshake(h *handlerEnd) bool {
+	if err := h.c.serverHandshake(h.ctx); err != nil {
+		h.err = &handshakeError{err}
+		return false
+	}
+	s.running(h.c, true)
+	return true
+}
+
+// running records whether c's handler runs, for Stats' Active.
+func (s *Server) running(c *Conn, on bool) {
+	s.mu.Lock()
+	s.conns[c] = on
+	s.mu.Unlock()
 }
 
 // proxyHeaderWait bounds the wait for a PROXY header where WithIdleTimeout does
@@ -520,36 +554,28 @@ func (s *Server) serveProxied(nc net.Conn) {
 	s.serveConn(ctx, c)
 }
 
-// runHandler runs the TLS handshake (with WithTLS; bounded by the handshake
-// timeout, in c's own goroutine, so a silent peer holds nothing else up), then
-// the handler, catching a panic.
-func (s *Server) runHandler(ctx context.Context, c *Conn) (r *panics.Recovered, err error) {
-	if err := c.serverHandshake(ctx); err != nil {
-		return nil, &handshakeError{err}
-	}
-	s.mu.Lock()
-	s.conns[c] = true
-	s.mu.Unlock()
-	r = panics.Try(func() { err = s.handler(ctx, c) })
-	s.mu.Lock()
-	s.conns[c] = false
-	s.mu.Unlock()
-	return r, err
-}
-
 // handshakeError marks a failed TLS handshake, for the log.
 type handshakeError struct{ err error }
 
 func (e *handshakeError) Error() string { return "sluice: TLS handshake: " + e.err.Error() }
 func (e *handshakeError) Unwrap() error { return e.err }
 
-// finishConn logs how c's handler ended (a panic with its stack, an error, a
-// failed handshake), counts it, closes c and forgets it.
-//
-//go:noinline
-func (s *Server) finishConn(ctx context.Context, c *Conn, r *panics.Recovered, err error) {
+// finishConn is serveConn's deferred call: it recovers a panic of the
+// handler's, as net/http does, logs how the handler ended (a panic with its
+// stack, an error, a failed handshake), counts it, closes c and forgets it.
+func (s *Server) finishConn(h *handlerEnd) {
+	ctx, c := h.ctx, h.c
+	var r *panics.Recovered
+	if !h.returned {
+		if v := recover(); v != nil { // else runtime.Goexit: nothing to report
+			rec := panics.NewRecovered(1, v)
+			r = &rec
+		}
+	}
+	s.running(c, false)
 	defer s.exited()
 	defer s.releaseSlot()
+	err := h.err
 	peer := peerName(c)
 	closing := ctx.Err() != nil // closed before the handler returned, by the Server, a timeout or the handler's own
 	var hs *handshakeError

@@ -26,56 +26,82 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// rawReader reads a socket through its descriptor, so that a Reader waiting
-// for data holds no buffer: the runtime's poller calls readable when the socket
-// may have data, and readable takes a buffer only when a read finds bytes, and
-// gives an empty one back before it waits. Only the reading goroutine uses it
-// (it holds the Reader's lock), so its fields need no other guard.
-type rawReader struct {
+// rawSock reads and writes a socket through its descriptor. Only the Conn's
+// reading goroutine uses it: for its reads, and for the sends that do not
+// wait which its reads make (writeQueue.sendNow); so its fields need no
+// guard. One allocation per Conn.
+//
+// A read that finds nothing gives an empty buffer back and waits on the
+// runtime's poller; woken, it returns (again) for the Reader to take a buffer
+// and read, rather than take one itself deep in the poller's callback: the
+// goroutines of idle connections keep 2 KiB stacks.
+type rawSock struct {
 	rc syscall.RawConn
 	nc net.Conn // for the addresses in errors
 
 	// The read under way: readable's arguments and results.
-	r     *Reader
-	want  int
-	msg   int64
-	n     int
-	errno error
-	fn    func(uintptr) bool // readable, bound once so that a read does not allocate
+	r      *Reader
+	msg    int64
+	n      int
+	errno  syscall.Errno
+	again  bool
+	readFn func(uintptr) bool // readable, bound once so that a read does not allocate
+
+	// The send under way: writable's argument and results.
+	buf     []byte
+	wn      int
+	werrno  syscall.Errno
+	writeFn func(uintptr) bool // writable, bound once
 }
 
-func newRawReader(rc syscall.RawConn, nc net.Conn) *rawReader {
+func newRawSock(rc syscall.RawConn, nc net.Conn) *rawSock {
 	if rc == nil {
 		return nil
 	}
-	s := &rawReader{rc: rc, nc: nc}
-	s.fn = s.readable
+	s := &rawSock{rc: rc, nc: nc}
+	s.readFn, s.writeFn = s.readable, s.writable
 	return s
 }
 
-// read makes one read into r's buffer (want and msg as in Reader.fill), waiting
-// for data if none has arrived. A read that finds the end of the stream
-// returns io.EOF.
-func (s *rawReader) read(r *Reader, want int, msg int64) (int, error) {
-	s.r, s.want, s.msg, s.n, s.errno = r, want, msg, 0, nil
-	err := s.rc.Read(s.fn)
+// read makes one read into r's buffer's free room, waiting for data if none
+// has arrived (msg as in Reader.fill). again reports that it waited after
+// giving the buffer back: the caller takes one and reads again. A read that
+// finds the end of the stream returns io.EOF.
+func (s *rawSock) read(r *Reader, msg int64) (n int, again bool, err error) {
+	s.r, s.msg, s.n, s.errno, s.again = r, msg, 0, 0, false
+	err = s.rc.Read(s.readFn)
 	s.r = nil
-	switch {
-	case err != nil:
-		return 0, opError("read", s.nc, unwrapOp(err))
-	case s.errno != nil:
-		return 0, opError("read", s.nc, os.NewSyscallError("read", s.errno))
-	case s.n == 0:
-		return 0, io.EOF
+	if err != nil || s.errno != 0 || (s.n == 0 && !s.again) {
+		return 0, false, s.failed(err)
 	}
-	return s.n, nil
+	return s.n, s.again, nil
 }
 
-// readable is the poller's callback: one read(2), or, where the socket has
-// nothing, the buffer given back and false, to wait.
-func (s *rawReader) readable(fd uintptr) bool {
+// failed returns what a read that brought nothing stands for: RawConn's error
+// (a passed deadline, a closed connection) or read(2)'s, wrapped as net.Conn's
+// Read wraps them, or io.EOF. It is out of line, to keep read's frame small:
+// it sits beneath every waiting read.
+//
+//go:noinline
+func (s *rawSock) failed(err error) error {
+	switch {
+	case err != nil:
+		return opError("read", s.nc, unwrapOp(err))
+	case s.errno != 0:
+		return opError("read", s.nc, os.NewSyscallError("read", s.errno))
+	}
+	return io.EOF
+}
+
+// readable is the poller's callback: one read(2); where the socket has
+// nothing, the empty buffer given back and false, to wait; woken with no
+// buffer, true at once (again).
+func (s *rawSock) readable(fd uintptr) bool {
 	r := s.r
-	r.makeRoom(s.want)
+	if r.buf == nil {
+		s.again = true
+		return true
+	}
 	for {
 		n, err := syscall.Read(int(fd), r.buf[r.w:])
 		switch err {
@@ -87,61 +113,41 @@ func (s *rawReader) readable(fd uintptr) bool {
 		case syscall.EAGAIN:
 			r.release()
 			if r.hook != nil {
-				r.hook.beforeWait(s.msg)
+				r.hook.waiting(s.msg)
 			}
 			return false
 		}
-		s.errno = err
+		s.errno = err.(syscall.Errno)
 		return true
 	}
 }
 
-// rawWriter makes writes to a socket that never wait (writeQueue.sendNow).
-// Only the goroutine that set the queue's sending flag uses it.
-type rawWriter struct {
-	rc    syscall.RawConn
-	nc    net.Conn
-	buf   []byte
-	n     int
-	errno error
-	fn    func(uintptr) bool // writable, bound once
-}
-
-func newRawWriter(rc syscall.RawConn, nc net.Conn) *rawWriter {
-	if rc == nil {
-		return nil
-	}
-	s := &rawWriter{rc: rc, nc: nc}
-	s.fn = s.writable
-	return s
-}
-
 // trySend makes one write(2) of p and returns what the kernel took: a full
 // socket buffer is not an error, it takes 0 bytes.
-func (s *rawWriter) trySend(p []byte) (int, error) {
-	s.buf, s.n, s.errno = p, 0, nil
-	err := s.rc.Write(s.fn)
+func (s *rawSock) trySend(p []byte) (int, error) {
+	s.buf, s.wn, s.werrno = p, 0, 0
+	err := s.rc.Write(s.writeFn)
 	s.buf = nil
 	switch {
 	case err != nil:
 		return 0, opError("write", s.nc, unwrapOp(err))
-	case s.errno != nil:
-		return s.n, opError("write", s.nc, os.NewSyscallError("write", s.errno))
+	case s.werrno != 0:
+		return s.wn, opError("write", s.nc, os.NewSyscallError("write", s.werrno))
 	}
-	return s.n, nil
+	return s.wn, nil
 }
 
-func (s *rawWriter) writable(fd uintptr) bool {
+func (s *rawSock) writable(fd uintptr) bool {
 	for {
 		n, err := syscall.Write(int(fd), s.buf)
 		switch err {
 		case syscall.EINTR:
 			continue
 		case nil:
-			s.n = n
+			s.wn = n
 		case syscall.EAGAIN:
 		default:
-			s.errno = err
+			s.werrno = err.(syscall.Errno)
 		}
 		return true
 	}

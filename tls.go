@@ -124,7 +124,7 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config, opts ...Option) er
 	if sc.err != nil {
 		return sc.err
 	}
-	server := c.o.accepted
+	server := c.accepted
 	if sc.tlsSideChosen {
 		server = sc.tlsServerSide
 	}
@@ -208,11 +208,8 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 		c.q.release(nil, err) // held Writes see the Conn closed
 		return err
 	}
-	r.rd, r.sock, r.full = tc, nil, false
 	r.dmu.Lock()
-	if r.dl != nil {
-		r.dl = tc // tc forwards deadlines to the raw conn, where the user's already is
-	}
+	r.rd, r.sock, r.full = tc, nil, false // tc forwards deadlines to the raw conn, where the user's already is
 	r.dmu.Unlock()
 	c.tls.Store(&tlsState{conn: tc, cfg: cfg, base: base, shutdown: sc.tlsShutdown})
 	c.q.release(tc, nil)
@@ -233,8 +230,8 @@ func (c *Conn) clientConfig(cfg *tls.Config, sc *config) *tls.Config {
 	switch {
 	case sc.serverName != "":
 		conf.ServerName = sc.serverName
-	case conf.ServerName == "":
-		conf.ServerName = c.o.host
+	case conf.ServerName == "" && c.extra != nil:
+		conf.ServerName = c.extra.host
 	}
 	return conf
 }

@@ -43,7 +43,6 @@ const backstopDelay = time.Millisecond
 type writeQueue struct {
 	mu        sync.Mutex // guards the fields up to wg
 	pending   []byte     // accepted, not yet taken for sending
-	spare     []byte     // a sent batch's buffer, kept for the next
 	size      int        // bytes accepted and not yet handed to the kernel, a batch being sent included
 	high, low int        // watermarks
 	paused    bool       // size passed high and has not fallen to low since
@@ -61,7 +60,7 @@ type writeQueue struct {
 	// limits change; nil while no one waits.
 	wake  chan struct{}
 	out   net.Conn    // where batches go: the connection, or TLS over it
-	sock  *rawWriter  // out's descriptor, for sendNow; nil over TLS or where there is none
+	sock  *rawSock    // out's descriptor, for sendNow; nil over TLS or where there is none
 	timer *time.Timer // runs backstop; made on first use
 	clock *activity   // the idle and message timeouts' clock, or nil
 
@@ -71,9 +70,14 @@ type writeQueue struct {
 	drainWaits  int64
 	drainWaited time.Duration
 
-	// What the Conn's reads tell the queue (see Conn.beforeWait): whether the
-	// Conn has been read, and whether a read is waiting for data now.
-	readerUsed, readerWaiting atomic.Bool
+	// What the Conn's reads tell the queue (see the Conn's read hook): whether
+	// the Conn has been read, and whether a read is waiting for data now; and
+	// what the queue tells them: forReader says a Write left what it queued
+	// for the next read to send. A Write stores forReader before it looks at
+	// readerWaiting, and a read stores readerWaiting before it looks at
+	// forReader, so that of a Write and a read about to wait, at least one
+	// sees the other.
+	readerUsed, readerWaiting, forReader atomic.Bool
 
 	wg sync.WaitGroup // the writer goroutine
 }
@@ -98,7 +102,7 @@ const (
 )
 
 // init readies q to send to out; sock is out's descriptor, or nil.
-func (q *writeQueue) init(out net.Conn, sock *rawWriter, high, low int, clock *activity) {
+func (q *writeQueue) init(out net.Conn, sock *rawSock, high, low int, clock *activity) {
 	q.out, q.sock, q.high, q.low, q.clock = out, sock, high, low, clock
 }
 
@@ -241,9 +245,17 @@ func (q *writeQueue) takesWrites() bool {
 func (q *writeQueue) scheduleLocked() {
 	switch {
 	case q.running || q.sending:
-		// The sender takes what is queued now when it is done.
-	case q.sock == nil || !q.readerUsed.Load() || q.readerWaiting.Load():
+		return // the sender takes what is queued now when it is done
+	case q.sock == nil || !q.readerUsed.Load():
 		q.startLocked()
+		return
+	}
+	if !q.forReader.Load() {
+		q.forReader.Store(true)
+	}
+	switch {
+	case q.readerWaiting.Load():
+		q.startLocked() // no read is coming to send it
 	case !q.armed:
 		q.armed = true
 		if q.timer == nil {
@@ -281,8 +293,7 @@ func (q *writeQueue) releaseBufsLocked() {
 		return
 	}
 	putBuf(q.pending)
-	putBuf(q.spare)
-	q.pending, q.spare = nil, nil
+	q.pending = nil
 }
 
 // startLocked starts the writer goroutine if there is something to send and
@@ -328,9 +339,10 @@ func (q *writeQueue) drainLoop() {
 }
 
 // sendNow tries once, without waiting, to hand what is queued to the kernel.
-// The Conn's reading goroutine calls it just before its read waits for data:
-// the reply it is about to wait for may need the request sent first. Whatever
-// the socket does not take at once is left to the writer goroutine.
+// The Conn's reading goroutine calls it before a read from the socket, where a
+// Write left what it queued for it (forReader): the reply the read is about to
+// wait for may need the request sent first. Whatever the socket does not take
+// at once is left to the writer goroutine.
 func (q *writeQueue) sendNow() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -356,8 +368,11 @@ func (q *writeQueue) sendNow() {
 // being sent.
 func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 	batch, out = q.pending, q.out
-	q.pending, q.spare = q.spare[:0], nil
+	q.pending = nil // the next Write takes a buffer from the pool
 	q.sending = true
+	if q.forReader.Load() {
+		q.forReader.Store(false)
+	}
 	return batch, out
 }
 
@@ -376,11 +391,7 @@ func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
 		putBuf(q.pending)
 		q.pending = buf
 	}
-	if q.spare == nil {
-		q.spare = batch
-	} else {
-		putBuf(batch)
-	}
+	putBuf(batch)
 	q.failLocked(err)
 	if q.paused && q.size <= q.low {
 		q.paused = false
