@@ -43,12 +43,14 @@ func tcpListenedPair() (net.Conn, net.Conn, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// Any process on the machine may connect to the port too: take only the
-	// connection whose far end is the one dialled, as CPython's socketpair
-	// fallback checks.
-	return connectPair(ln, func(dialled, accepted net.Conn) bool {
-		return dialled.LocalAddr().String() == accepted.RemoteAddr().String()
-	})
+	return connectPair(ln, sameEnds)
+}
+
+// sameEnds reports whether accepted is the far end of dialled. Any process on
+// the machine may connect to a loopback port, so tcpListenedPair takes only
+// that connection, as CPython's socketpair fallback checks.
+func sameEnds(dialled, accepted net.Conn) bool {
+	return dialled.LocalAddr().String() == accepted.RemoteAddr().String()
 }
 
 // connectPair dials ln and returns the connection dialled and the one
