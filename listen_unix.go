@@ -93,9 +93,9 @@ func socketListener(family int, sa unix.Sockaddr, cfg *config, tcp bool) (net.Li
 }
 
 // cloexecSocket returns a new stream socket, close-on-exec. macOS has no
-// SOCK_CLOEXEC, so the flag is set after socket(2), under syscall.ForkLock
-// that a concurrent fork cannot inherit it in between (as socketPair does,
-// and net itself on macOS).
+// SOCK_CLOEXEC, so the flag is set after socket(2), holding syscall.ForkLock so
+// that no child started meanwhile inherits the socket (as socketPair does, and
+// net itself on macOS).
 func cloexecSocket(family int) (int, error) {
 	syscall.ForkLock.RLock()
 	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)

@@ -36,8 +36,12 @@ func TestPipeHalfClose(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := is.New(t)
+			// os.TempDir, where unixListenedPair puts its socket file, is
+			// TMPDIR on the Unix systems and TMP or TEMP on Windows.
 			tmp := t.TempDir()
-			t.Setenv("TMPDIR", tmp) // where unixListenedPair puts its socket file
+			for _, env := range []string{"TMPDIR", "TMP", "TEMP"} {
+				t.Setenv(env, tmp)
+			}
 			a, b, err := tc.pair()
 			is.NoErr(err)
 			defer a.Close()
