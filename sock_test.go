@@ -97,7 +97,9 @@ func TestConnectPairTakesItsOwn(t *testing.T) {
 	is.True(errors.Is(err, net.ErrClosed))
 }
 
-// The listened pairs, under Conns, behave as net.Conns, as Pipe's do.
+// The listened pairs, under Conns, behave as net.Conns, as Pipe's do. The
+// close timeout is short because nettest's CloseTimeout closes a Conn whose
+// peer has stopped reading: its flush waits that long.
 func TestNetConnListenedPairs(t *testing.T) {
 	for name, pair := range map[string]func() (net.Conn, net.Conn, error){
 		"AF_UNIX": unixListenedPair,
@@ -109,7 +111,7 @@ func TestNetConnListenedPairs(t *testing.T) {
 				if err != nil {
 					return nil, nil, nil, err
 				}
-				ca, cb := NewConn(a), NewConn(b)
+				ca, cb := NewConn(a, WithCloseTimeout(time.Second)), NewConn(b, WithCloseTimeout(time.Second))
 				return ca, cb, func() { ca.Close(); cb.Close() }, nil
 			})
 		})
