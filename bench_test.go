@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
 )
 
@@ -459,19 +458,13 @@ func benchIdle(b *testing.B, serve func(net.Listener) (stop func())) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		fds := make([]int, 0, idleConns)
+		socks := make([]rawSocket, 0, idleConns)
 		for j := 0; j < idleConns; j++ {
-			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-			if err == nil {
-				fds = append(fds, fd)
-				err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-			}
-			if err == nil {
-				_, err = syscall.Write(fd, []byte("hello\n"))
-			}
+			s, err := dialRaw(port, []byte("hello\n"))
 			if err != nil {
 				b.Fatal(err)
 			}
+			socks = append(socks, s)
 		}
 		// Wait until every handler has read its line and gone back to reading:
 		// then a GC finds the steady state.
@@ -485,9 +478,8 @@ func benchIdle(b *testing.B, serve func(net.Listener) (stop func())) {
 		perConn += float64(used) / idleConns
 		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/idleConns, "heap/conn")
 		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/idleConns, "stack/conn")
-		b.ReportMetric(float64(after.Mallocs-before.Mallocs-(after.Frees-before.Frees))/idleConns, "objs/conn")
-		for _, fd := range fds {
-			syscall.Close(fd)
+		for _, s := range socks {
+			closeRaw(s)
 		}
 		stop()
 	}

@@ -94,8 +94,18 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 
 // Pipe returns two Conns connected to each other over a socket pair
 // (socket.socketpair() with asyncio's open_connection(sock=)): a real socket,
-// with kernel buffering and half-close, unlike net.Pipe. See the package
-// documentation for what the pair is on each platform.
+// with kernel buffering and half-close (WriteEOF), unlike net.Pipe.
+//
+// On Linux, macOS and FreeBSD the pair is a socketpair(2) of AF_UNIX stream
+// sockets, close-on-exec. Windows has no socketpair: Pipe listens on an AF_UNIX
+// socket file in a new temporary directory, dials it and accepts, and removes
+// the file and the directory before it returns (AF_UNIX needs Windows 10
+// version 1803 or later); where that fails, it does the same on loopback TCP,
+// taking only the connection whose far end it dialled, as CPython's
+// socket.socketpair does there. Both kinds half-close.
+//
+// Errors: an invalid option; the system's, prefixed "sluice: pipe: " (on
+// Windows, both attempts' joined).
 func Pipe(opts ...Option) (*Conn, *Conn, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {

@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/sourcegraph/conc"
 )
 
 // Dial connects to address on network ("tcp", "tcp4", "tcp6" or "unix") and
-// returns the Conn (asyncio's open_connection and open_unix_connection). A host
+// returns the Conn (asyncio's open_connection and open_unix_connection). A
+// "unix" address is a socket file's path, or on Linux "@name", an abstract
+// socket (elsewhere an error matching errors.ErrUnsupported). A host
 // name is resolved and its addresses raced per RFC 8305 (see
 // WithHappyEyeballsDelay); with WithTLS the TLS handshake completes before Dial
 // returns, verifying the server's certificate for WithServerName's name, else
@@ -76,6 +79,9 @@ func dialUnix(ctx context.Context, path string, cfg *config) (net.Conn, error) {
 		// A "host:port" cannot name the local end of a Unix socket; saying so
 		// beats silently ignoring the option.
 		return nil, fmt.Errorf("sluice: dial unix %s: WithLocalAddr applies to TCP only", path)
+	}
+	if isAbstract(path) && !abstractUnixSockets {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Err: unsupported("the abstract Unix socket " + strconv.Quote(path))}
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)

@@ -225,7 +225,7 @@ func TestDialOrder(t *testing.T) {
 			is.Equal(*tried, tt.want)
 			msg := err.Error()
 			is.True(strings.HasPrefix(msg, "sluice: "))
-			is.True(errors.Is(err, syscall.ECONNREFUSED))
+			is.True(errors.Is(err, errConnRefused))
 			for _, addr := range tt.want {
 				is.True(strings.Contains(msg, "dial tcp "+addr+": ")) // each attempt's error names its address
 			}
@@ -252,7 +252,7 @@ func TestDialFamily(t *testing.T) {
 			is := is.New(t)
 			cfg, tried := testConfig(t, WithResolver(dns.resolver()))
 			_, err := dialNet(context.Background(), tt.network, a("dual.sluice.test"), cfg)
-			is.True(errors.Is(err, syscall.ECONNREFUSED))
+			is.True(errors.Is(err, errConnRefused))
 			is.Equal(*tried, tt.want)
 		})
 	}
@@ -363,7 +363,7 @@ func TestDialKeepAlive(t *testing.T) {
 			var on int
 			var serr error
 			is.NoErr(raw.Control(func(fd uintptr) {
-				on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+				on, serr = getsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
 			}))
 			is.NoErr(serr)
 			is.Equal(on != 0, tt.want != 0)
@@ -504,7 +504,7 @@ func blackHole(t *testing.T, l net.Listener) {
 		t.Fatal(err)
 	}
 	var lerr error
-	if err := raw.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), 0) }); err != nil || lerr != nil {
+	if err := raw.Control(func(fd uintptr) { lerr = relisten(fd, 0) }); err != nil || lerr != nil {
 		t.Fatal(err, lerr)
 	}
 	for i := 0; i < 4; i++ {

@@ -7,22 +7,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-const (
-	// maxBacklog is the listen(2) backlog without WithBacklog: the kernel caps it
-	// at net.core.somaxconn, so the system's maximum applies (as net.Listen).
-	maxBacklog = 1<<16 - 1
-
-	// bindAttempts bounds how often Listen starts over when the port the kernel
-	// gave its first socket is taken on one of its other addresses.
-	bindAttempts = 5
-)
+// bindAttempts bounds how often Listen starts over when the port the kernel
+// gave its first socket is taken on one of its other addresses.
+const bindAttempts = 5
 
 // listener is a listening socket and, for a Unix socket that Listen bound, the
 // file to remove when the Server closes.
@@ -45,23 +38,30 @@ type listener struct {
 // it is taken on one of the other addresses (asyncio's sockets would each get a
 // different port). Addrs lists the bound addresses.
 //
-// For "unix", address is the socket file's path (or "@name", a Linux abstract
-// socket). A socket file at that path that nothing accepts on (left by a process
-// that died) is removed first; a live one, or a file of another kind, makes
-// Listen fail, where asyncio would remove any socket file. The Server removes
-// the file when it closes, unless another file has replaced it meanwhile.
+// For "unix", address is the socket file's path, or on Linux "@name", an
+// abstract socket (elsewhere "@name" is an error matching
+// errors.ErrUnsupported, never a file named "@name"). A socket file at that
+// path that nothing accepts on (left by a process that died) is removed first;
+// a live one, or a file of another kind, makes Listen fail, where asyncio would
+// remove any socket file. The Server removes the file when it closes, unless
+// another file has replaced it meanwhile.
 //
 // Listen creates the sockets itself so that the options reach them: WithBacklog
 // (the listen(2) backlog), WithReuseAddress, WithReusePort, and for accepted
 // connections WithKeepAlive and the Conn options (WithLimit,
-// WithWriteBufferLimits, WithCloseTimeout). The sockets listen at once; with
-// WithStartServing(false), clients that connect before StartServing or Serve
-// wait in the backlog (asyncio would refuse them until then).
+// WithWriteBufferLimits, WithCloseTimeout). An option the platform cannot
+// honour (each option's doc says where: WithBacklog and WithReusePort(true) on
+// Windows) fails Listen with an error matching errors.ErrUnsupported before any
+// socket is made. The sockets listen at once; with WithStartServing(false),
+// clients that connect before StartServing or Serve wait in the backlog
+// (asyncio would refuse them until then).
 //
 // ctx bounds the name resolution, and its values reach every handler's ctx; its
 // end afterwards does not affect the Server. Errors: an invalid option, a nil
-// h, an unknown network, ctx.Err(), the resolution's or a socket call's (a
-// *net.OpError, so errors.Is(err, syscall.EADDRINUSE) works).
+// h, an unknown network, an unsupported option, ctx.Err(), the resolution's or
+// a socket call's (a *net.OpError wrapping the system's error number, so
+// errors.Is(err, syscall.EADDRINUSE) works; on Windows it is Winsock's,
+// windows.WSAEADDRINUSE from golang.org/x/sys/windows).
 func Listen(ctx context.Context, network, address string, h Handler, opts ...Option) (*Server, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -69,6 +69,9 @@ func Listen(ctx context.Context, network, address string, h Handler, opts ...Opt
 	}
 	if h == nil {
 		return nil, errNilHandler
+	}
+	if err := checkListenOptions(cfg); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
 	var lns []*listener
 	switch network {
@@ -105,7 +108,7 @@ func listenTCP(ctx context.Context, network, address string, cfg *config) ([]*li
 	}
 	for attempt := 1; ; attempt++ {
 		lns, err := bindAll(ips, port, wildcard, cfg)
-		if err == nil || port != 0 || attempt == bindAttempts || !errors.Is(err, unix.EADDRINUSE) {
+		if err == nil || port != 0 || attempt == bindAttempts || !errors.Is(err, errAddrInUse) {
 			return lns, err
 		}
 	}
@@ -144,13 +147,9 @@ func bindAll(ips []netip.Addr, port int, wildcard bool, cfg *config) ([]*listene
 		return nil, err
 	}
 	for _, ip := range ips {
-		sa, family, err := sockaddrOf(ip, port)
+		l, err := listenTCPSocket(ip, port, cfg)
 		if err != nil {
-			return fail(err)
-		}
-		l, err := socketListener(family, sa, cfg, true)
-		if err != nil {
-			if errors.Is(err, unix.EAFNOSUPPORT) || (wildcard && errors.Is(err, unix.EADDRNOTAVAIL)) {
+			if errors.Is(err, errAFNoSupport) || (wildcard && errors.Is(err, errAddrNotAvail)) {
 				continue
 			}
 			return fail(fmt.Errorf("%s: %w", netip.AddrPortFrom(ip, uint16(port)), err))
@@ -161,28 +160,9 @@ func bindAll(ips []netip.Addr, port int, wildcard bool, cfg *config) ([]*listene
 		}
 	}
 	if len(lns) == 0 {
-		return nil, fmt.Errorf("no address family of %v is available: %w", ips, unix.EAFNOSUPPORT)
+		return nil, fmt.Errorf("no address family of %v is available: %w", ips, errAFNoSupport)
 	}
 	return lns, nil
-}
-
-func sockaddrOf(ip netip.Addr, port int) (unix.Sockaddr, int, error) {
-	if ip.Is4() {
-		return &unix.SockaddrInet4{Port: port, Addr: ip.As4()}, unix.AF_INET, nil
-	}
-	sa := &unix.SockaddrInet6{Port: port, Addr: ip.As16()}
-	if zone := ip.Zone(); zone != "" {
-		ifi, err := net.InterfaceByName(zone)
-		if err != nil {
-			if n, nerr := strconv.Atoi(zone); nerr == nil {
-				sa.ZoneId = uint32(n)
-				return sa, unix.AF_INET6, nil
-			}
-			return nil, 0, err
-		}
-		sa.ZoneId = uint32(ifi.Index)
-	}
-	return sa, unix.AF_INET6, nil
 }
 
 // listenUnix listens on a Unix socket at path, first removing a stale socket
@@ -191,11 +171,14 @@ func listenUnix(path string, cfg *config) (*listener, error) {
 	if path == "" {
 		return nil, errors.New("sluice: a Unix socket needs a path")
 	}
-	abstract := path[0] == '@' || path[0] == 0
+	abstract := isAbstract(path)
+	if abstract && !abstractUnixSockets {
+		return nil, unsupported("the abstract Unix socket " + strconv.Quote(path))
+	}
 	if !abstract {
 		removeStaleSocket(path)
 	}
-	l, err := socketListener(unix.AF_UNIX, &unix.SockaddrUnix{Name: path}, cfg, false)
+	l, err := listenUnixSocket(path, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -223,59 +206,19 @@ func removeStaleSocket(path string) {
 		c.Close()
 		return
 	}
-	if errors.Is(err, unix.ECONNREFUSED) {
+	if errors.Is(err, errConnRefused) {
 		os.Remove(path)
 	}
 }
 
-// socketListener makes a listening stream socket with the config's options and
-// backlog, which net.Listen cannot do: it always passes listen(2) the system's
-// maximum. tcp says whether the TCP options apply.
-func socketListener(family int, sa unix.Sockaddr, cfg *config, tcp bool) (net.Listener, error) {
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
-	}
-	f := os.NewFile(uintptr(fd), "sluice-listener")
-	defer f.Close() // net.FileListener works on a duplicate
-	if tcp {
-		if err := setTCPListenOptions(fd, family, cfg); err != nil {
-			return nil, err
-		}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return nil, os.NewSyscallError("bind", err)
-	}
-	backlog := cfg.backlog
-	if backlog == 0 {
-		backlog = maxBacklog
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		return nil, os.NewSyscallError("listen", err)
-	}
-	return net.FileListener(f)
+// isAbstract reports whether a Unix socket address names the abstract
+// namespace (Linux's unix(7)): "@name", or a leading NUL byte.
+func isAbstract(path string) bool {
+	return path != "" && (path[0] == '@' || path[0] == 0)
 }
 
-// setTCPListenOptions sets what asyncio's create_server sets: SO_REUSEADDR and
-// SO_REUSEPORT as asked, and IPV6_V6ONLY on IPv6 sockets, so that one socket per
-// family can share a port.
-func setTCPListenOptions(fd, family int, cfg *config) error {
-	opts := []struct {
-		on          bool
-		level, name int
-		what        string
-	}{
-		{cfg.reuseAddr, unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR"},
-		{cfg.reusePort, unix.SOL_SOCKET, unix.SO_REUSEPORT, "SO_REUSEPORT"},
-		{family == unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, "IPV6_V6ONLY"},
-	}
-	for _, o := range opts {
-		if !o.on {
-			continue
-		}
-		if err := unix.SetsockoptInt(fd, o.level, o.name, 1); err != nil {
-			return os.NewSyscallError("setsockopt "+o.what, err)
-		}
-	}
-	return nil
+// unsupported returns the error for a feature that this platform lacks. It
+// matches errors.ErrUnsupported.
+func unsupported(what string) error {
+	return fmt.Errorf("sluice: %s is not supported on %s: %w", what, runtime.GOOS, errors.ErrUnsupported)
 }

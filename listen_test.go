@@ -1,16 +1,12 @@
 package sluice
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -106,7 +102,7 @@ func TestListenErrors(t *testing.T) {
 		{"nil handler", "tcp", "127.0.0.1:0", nil, nil, nil},
 		{"bad option", "tcp", "127.0.0.1:0", srvEcho, []Option{WithBacklog(0)}, nil},
 		{"no port", "tcp", "127.0.0.1", srvEcho, nil, nil},
-		{"address in use", "tcp", taken.Addr().String(), srvEcho, nil, syscall.EADDRINUSE},
+		{"address in use", "tcp", taken.Addr().String(), srvEcho, nil, errAddrInUse},
 		{"wrong family", "tcp6", "127.0.0.1:0", srvEcho, nil, nil},
 		{"empty unix path", "unix", "", srvEcho, nil, nil},
 	}
@@ -133,39 +129,8 @@ func TestListenErrors(t *testing.T) {
 	})
 }
 
-func TestReusePort(t *testing.T) {
-	srvNoLeaks(t)
-	is := is.New(t)
-	serverID := func(id string) Handler {
-		return func(ctx context.Context, c *Conn) error {
-			_, err := io.WriteString(c, id)
-			return err
-		}
-	}
-	a := srvListen(t, "tcp4", "127.0.0.1:0", serverID("a"), WithReusePort(true))
-	addr := a.Addrs()[0].String()
-	b := srvListen(t, "tcp4", addr, serverID("b"), WithReusePort(true))
-	is.Equal(b.Addrs()[0].String(), addr)
-
-	_, err := Listen(testCtx(t), "tcp4", addr, srvEcho) // without it: taken
-	is.True(errors.Is(err, syscall.EADDRINUSE))
-
-	seen := map[string]int{}
-	for range 32 {
-		c := srvDial(t, a.Addrs()[0])
-		id, err := io.ReadAll(c)
-		is.NoErr(err)
-		seen[string(id)]++
-		c.Close()
-	}
-	is.Equal(len(seen), 2) // the kernel spread the clients over both
-	t.Logf("connections per server: %v", seen)
-}
-
 func TestBacklogReachesListen(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the accept queue's bound is Linux's: backlog+1")
-	}
+	skipUnlessLinux(t, "an accept queue bounded at backlog+1")
 	srvNoLeaks(t)
 	is := is.New(t)
 	s := srvListen(t, "tcp4", "127.0.0.1:0", srvEcho, WithBacklog(1), WithStartServing(false))
@@ -240,7 +205,7 @@ func TestUnixSocketFile(t *testing.T) {
 		is.NoErr(err)
 		defer live.Close()
 		_, err = Listen(testCtx(t), "unix", path, srvEcho)
-		is.True(errors.Is(err, syscall.EADDRINUSE))
+		is.True(errors.Is(err, errAddrInUse))
 		c, err := net.Dial("unix", path) // still the live one's
 		is.NoErr(err)
 		c.Close()
@@ -251,20 +216,36 @@ func TestUnixSocketFile(t *testing.T) {
 		path := srvTempSocket(t)
 		is.NoErr(os.WriteFile(path, []byte("data"), 0o600))
 		_, err := Listen(testCtx(t), "unix", path, srvEcho)
-		is.True(errors.Is(err, syscall.EADDRINUSE))
+		is.True(errors.Is(err, errAddrInUse))
 		data, err := os.ReadFile(path)
 		is.NoErr(err)
 		is.Equal(string(data), "data")
 	})
 	t.Run("abstract", func(t *testing.T) {
-		if runtime.GOOS != "linux" {
-			t.Skip("abstract sockets are Linux's")
-		}
 		srvNoLeaks(t)
 		is := is.New(t)
 		name := fmt.Sprintf("@sluice-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+		if !abstractUnixSockets {
+			// Refused, rather than taken for a file called "@sluice-test-...".
+			_, err := Listen(testCtx(t), "unix", name, srvEcho)
+			is.True(errors.Is(err, errors.ErrUnsupported))
+			_, err = Dial(testCtx(t), "unix", name)
+			is.True(errors.Is(err, errors.ErrUnsupported))
+			_, err = os.Lstat(name)
+			is.True(errors.Is(err, os.ErrNotExist))
+			return
+		}
 		s := srvListen(t, "unix", name, srvEcho)
 		c := srvDial(t, s.Addrs()[0])
 		is.Equal(srvRoundTrip(t, c, "abstract"), "abstract")
 	})
+}
+
+// A feature a platform lacks is refused with an error that matches
+// errors.ErrUnsupported and names the feature.
+func TestUnsupported(t *testing.T) {
+	is := is.New(t)
+	err := unsupported("WithSomething")
+	is.True(errors.Is(err, errors.ErrUnsupported))
+	is.True(strings.HasPrefix(err.Error(), "sluice: WithSomething is not supported on "))
 }

@@ -259,7 +259,13 @@ func WithResolver(r *net.Resolver) Option {
 }
 
 // WithBacklog sets the listen(2) backlog of a Server's sockets (asyncio's
-// backlog=). Default: the system's (somaxconn). n < 1 is an error.
+// backlog=): how many connections the kernel completes and queues for a Server
+// that is not accepting. Default: the system's maximum (the kernel caps the
+// value at somaxconn). n < 1 is an error. Listen applies it on Linux, macOS and
+// FreeBSD, where the kernel may round it (Linux queues n+1). On Windows Listen
+// fails with an error matching errors.ErrUnsupported: net gives every Windows
+// listener SOMAXCONN and cannot be told otherwise, and a socket made by hand
+// cannot be handed to net there. NewServer ignores it.
 func WithBacklog(n int) Option {
 	return func(cfg *config) {
 		if n < 1 {
@@ -271,20 +277,33 @@ func WithBacklog(n int) Option {
 }
 
 // WithReuseAddress sets SO_REUSEADDR on a Server's TCP sockets (asyncio's
-// reuse_address=). Default true, as asyncio on Unix.
+// reuse_address=), so that a restarted server can bind a port that connections
+// of its earlier run still hold (TIME_WAIT). Default true, as asyncio on Unix.
+// On Windows, true sets nothing: Windows allows that by default, and its
+// SO_REUSEADDR means something else, letting another socket take over a port in
+// use (so net never sets it there either); false sets SO_EXCLUSIVEADDRUSE, so
+// that no other socket can bind the port.
 func WithReuseAddress(on bool) Option {
 	return func(cfg *config) { cfg.reuseAddr = on }
 }
 
 // WithReusePort sets SO_REUSEPORT on a Server's TCP sockets, so several servers
-// can share one port and the kernel balances connections among them (asyncio's
-// reuse_port=). Default false.
+// that all set it can share one port (asyncio's reuse_port=). Default false. On
+// Linux the kernel balances new connections among them; macOS and FreeBSD let
+// them share the port but do not spread connections that way. Windows has no
+// SO_REUSEPORT: there true makes Listen fail with an error matching
+// errors.ErrUnsupported.
 func WithReusePort(on bool) Option {
 	return func(cfg *config) { cfg.reusePort = on }
 }
 
 // WithKeepAlive sets TCP keep-alive on every connection a Server accepts or Dial
-// makes (asyncio's keep_alive=). Default: Go's (enabled, 15 s).
+// makes (asyncio's keep_alive=). Default: Go's (enabled, 15 s). It is set
+// through net.TCPConn.SetKeepAliveConfig on every platform, so net's rules
+// apply: Windows before 10 version 1709 cannot set Count, or Interval without
+// Idle, and there a Server logs the failure for each connection while Dial, as
+// net.Dialer does, goes on without it. Unix socket connections have no
+// keep-alive.
 func WithKeepAlive(ka net.KeepAliveConfig) Option {
 	return func(cfg *config) { cfg.keepAlive = &ka }
 }

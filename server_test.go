@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/matryer/is"
-	"golang.org/x/sys/unix"
 )
 
 func TestNewServer(t *testing.T) {
@@ -152,11 +151,7 @@ func TestKeepAliveOnAcceptedConns(t *testing.T) {
 			return err
 		}
 		var v [3]int
-		raw.Control(func(fd uintptr) {
-			v[0], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
-			v[1], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)
-			v[2], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
-		})
+		raw.Control(func(fd uintptr) { v = keepAliveOf(fd) })
 		got <- v
 		return nil
 	}, WithKeepAlive(net.KeepAliveConfig{Enable: true, Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}))
@@ -176,7 +171,7 @@ func TestCloseLeavesConnections(t *testing.T) {
 	is.NoErr(s.Close()) // idempotent
 	is.True(!s.IsServing())
 	_, err := net.Dial("tcp", addr.String())
-	is.True(errors.Is(err, syscall.ECONNREFUSED))  // no longer accepting
+	is.True(errors.Is(err, errConnRefused))        // no longer accepting
 	is.Equal(srvRoundTrip(t, c, "after"), "after") // the live one goes on
 
 	short, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
@@ -397,7 +392,7 @@ func TestShutdown(t *testing.T) {
 		// Shutdown, and no new connection is accepted.
 		quietFor(t, done, 50*time.Millisecond, "Shutdown before the flush")
 		_, err := net.Dial("tcp", addr.String())
-		is.True(errors.Is(err, syscall.ECONNREFUSED))
+		is.True(errors.Is(err, errConnRefused))
 		got, err := io.ReadAll(c)
 		is.NoErr(err)
 		is.Equal(len(got), len(payload)) // nothing queued was lost
@@ -449,7 +444,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	default:
 	}
 	if l.failures.Add(-1) >= 0 {
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errTooManyFiles)}
 	}
 	return l.Listener.Accept()
 }
@@ -468,7 +463,7 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 		is.Equal(srvRoundTrip(t, c, "after EMFILE"), "after EMFILE")
 		log := logs.String()
 		is.Equal(strings.Count(log, "sluice: accept error; retrying"), 4)
-		is.True(strings.Contains(log, "too many open files"))
+		is.True(strings.Contains(log, errTooManyFiles.Error()))
 		for _, d := range []string{"delay=5ms", "delay=10ms", "delay=20ms", "delay=40ms"} {
 			is.True(strings.Contains(log, d)) // doubling pauses, not a spin
 		}

@@ -1,0 +1,86 @@
+//go:build unix
+
+package sluice
+
+import (
+	"errors"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/matryer/is"
+	"golang.org/x/sys/unix"
+)
+
+// Test helpers for what the Unix systems spell their own way; sock_windows_test.go
+// has Windows's.
+
+// errTooManyFiles is the error number of a process out of descriptors.
+const errTooManyFiles = unix.EMFILE
+
+// rawSocket is a socket the tests hold without net: a client that costs the Go
+// heap nothing (BenchmarkIdleConn).
+type rawSocket = int
+
+// dialRaw connects a bare socket to 127.0.0.1:port and sends msg.
+func dialRaw(port int, msg []byte) (rawSocket, error) {
+	fd, err := cloexecSocket(unix.AF_INET)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	if err == nil {
+		_, err = unix.Write(fd, msg)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func closeRaw(s rawSocket) { unix.Close(s) }
+
+// getsockoptInt reads an integer socket option.
+func getsockoptInt(fd uintptr, level, opt int) (int, error) {
+	return unix.GetsockoptInt(int(fd), level, opt)
+}
+
+// relisten calls listen(2) again on a listening socket, which sets its backlog
+// anew.
+func relisten(fd uintptr, backlog int) error { return unix.Listen(int(fd), backlog) }
+
+// keepAliveOf returns a TCP socket's keep-alive idle time and interval in
+// seconds and its probe count, as the kernel holds them.
+func keepAliveOf(fd uintptr) (v [3]int) {
+	v[0], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, tcpKeepIdle)
+	v[1], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)
+	v[2], _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
+	return v
+}
+
+// The error numbers of a peer gone and of accept(2)'s passing troubles are
+// told apart by identity, however net wraps them.
+func TestErrorClassification(t *testing.T) {
+	wrap := func(op string, errno error) error {
+		return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
+	}
+	for _, tc := range []struct {
+		name             string
+		err              error
+		reset, temporary bool
+	}{
+		{"ECONNRESET", wrap("read", unix.ECONNRESET), true, true},
+		{"EPIPE", wrap("write", unix.EPIPE), true, false},
+		{"EMFILE", wrap("accept4", unix.EMFILE), false, true},
+		{"ECONNABORTED", wrap("accept4", unix.ECONNABORTED), false, true},
+		{"EINVAL", wrap("accept4", unix.EINVAL), false, false},
+		{"not an errno", errors.New("sluice test: other"), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			is.Equal(isReset(tc.err), tc.reset)
+			is.Equal(isTemporaryAccept(tc.err), tc.temporary)
+		})
+	}
+}
