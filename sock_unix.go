@@ -26,10 +26,11 @@ func rawConnOf(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// rawSock reads and writes a socket through its descriptor. Only the Conn's
-// reading goroutine uses it: for its reads, and for the sends that do not
-// wait which its reads make (writeQueue.sendNow); so its fields need no
-// guard. One allocation per Conn.
+// rawSock reads and writes a socket through its descriptor. Its read fields
+// are the Conn's reading goroutine's (it holds the Reader's lock); its send
+// fields are the goroutine's that holds the write queue's sending flag
+// (writeQueue.sendNow, from a read or Drain); so they need no other guard.
+// One allocation per Conn.
 //
 // A read that finds nothing gives an empty buffer back and waits on the
 // runtime's poller; woken, it returns (again) for the Reader to take a buffer

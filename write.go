@@ -19,10 +19,6 @@ var (
 	errWritesHeld    = errors.New("sluice: writes are held while StartTLS switches the transport")
 )
 
-// backstopDelay bounds how long queued data waits for the Conn's next read to
-// send it before the writer goroutine is started anyway.
-const backstopDelay = time.Millisecond
-
 // writeQueue is a Conn's write side: a bounded, byte-counted buffer and
 // everything that happens to it, from admission to close. Writes append to
 // pending and return. Bytes reach the kernel by one of two routes, one batch at
@@ -31,13 +27,15 @@ const backstopDelay = time.Millisecond
 //   - the writer goroutine (drainLoop), started when there is something to send
 //     and ending when the queue is empty, takes the whole of pending and sends
 //     it with one blocking write, so many small writes cost one syscall;
-//   - the Conn's reading goroutine, just before its read waits for data
-//     (sendNow, through the socket's descriptor), makes one write(2) that does
-//     not wait: in a request/response exchange that spares waking the writer
-//     goroutine on another core. Where a read is expected (the Conn has been
-//     read and no read is waiting), Write leaves the queue to it, and a
-//     backstop timer starts the writer goroutine if no read comes within
-//     backstopDelay.
+//   - sendNow, one write(2) through the socket's descriptor that does not wait,
+//     made by the Conn's reading goroutine before it reads, and by Drain: in a
+//     request/response exchange that spares waking the writer goroutine on
+//     another core. A Write made while the Conn's reader is active (it has
+//     read, and no read is waiting) leaves its bytes for it (forReader); the
+//     reader sends them when it next reads or waits, and Drain, Flush and
+//     Close send them too; if none comes within backstopDelay, a timer starts
+//     the writer goroutine. A Write made while a read waits, or on a Conn never
+//     read, starts the writer goroutine at once.
 //
 // Whether the queue may be used at all is decided in one place, errLocked.
 type writeQueue struct {
@@ -48,7 +46,6 @@ type writeQueue struct {
 	paused    bool       // size passed high and has not fallen to low since
 	running   bool       // a writer goroutine is draining the queue
 	sending   bool       // a batch is being handed to the kernel, by the writer or sendNow
-	armed     bool       // the backstop timer is set
 	torn      bool       // the Conn is tearing down: no writer starts any more
 	closeErr  error      // why the queue closed (Close, Abort, a timeout); nil while open
 	err       error      // the first failed send; sticky
@@ -62,6 +59,7 @@ type writeQueue struct {
 	out   net.Conn    // where batches go: the connection, or TLS over it
 	sock  *rawSock    // out's descriptor, for sendNow; nil over TLS or where there is none
 	timer *time.Timer // runs backstop; made on first use
+	armed bool        // timer is set to run backstop
 	clock *activity   // the idle and message timeouts' clock, or nil
 
 	// Statistics.
@@ -226,6 +224,11 @@ func (q *writeQueue) offer(p []byte, limit int) (bool, error) {
 		return false, nil
 	}
 	q.appendLocked(p)
+	if q.forReader.Load() {
+		// The publisher is not the member's reader: its bytes do not wait
+		// for that reader's next read.
+		q.startLocked()
+	}
 	return true, nil
 }
 
@@ -237,11 +240,16 @@ func (q *writeQueue) takesWrites() bool {
 	return q.errLocked(opWrite) == nil
 }
 
+// backstopDelay bounds how long bytes left for the Conn's reader wait for it
+// (or for Drain, Flush or Close) before the writer goroutine sends them.
+const backstopDelay = time.Millisecond
+
 // scheduleLocked makes sure what is queued will be sent: by the writer
-// goroutine, or, where the Conn has been read and no read is waiting, by the
-// next read (see writeQueue), with the backstop timer in case none comes. The
-// timer is armed at most once per backstopDelay and never stopped early, so it
-// costs nothing per message.
+// goroutine, or, where the Conn's reader is active, by its next read (see
+// writeQueue), with the backstop timer in case none comes. The timer is armed
+// at most once per backstopDelay and never stopped early: moving a timer
+// earlier, as a stop and re-arm for every message would, wakes the runtime's
+// network poller on another core each time.
 func (q *writeQueue) scheduleLocked() {
 	switch {
 	case q.running || q.sending:
@@ -271,7 +279,7 @@ func (q *writeQueue) backstop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.armed = false
-	if !q.sending {
+	if q.forReader.Load() && !q.sending {
 		q.startLocked()
 	}
 }
@@ -338,11 +346,11 @@ func (q *writeQueue) drainLoop() {
 	q.broadcastLocked()
 }
 
-// sendNow tries once, without waiting, to hand what is queued to the kernel.
-// The Conn's reading goroutine calls it before a read from the socket, where a
-// Write left what it queued for it (forReader): the reply the read is about to
-// wait for may need the request sent first. Whatever the socket does not take
-// at once is left to the writer goroutine.
+// sendNow tries once, without waiting, to hand what is queued to the kernel,
+// where a Write left it for the Conn's reader (forReader). The reading
+// goroutine calls it before a read from the socket (the reply it is about to
+// wait for may need the request sent first), and Drain calls it. Whatever the
+// socket does not take at once is left to the writer goroutine.
 func (q *writeQueue) sendNow() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -358,9 +366,6 @@ func (q *writeQueue) sendNow() {
 	if len(q.pending) > 0 {
 		q.startLocked() // what the socket did not take, or what came meanwhile
 	}
-	// An armed backstop stays armed: stopping it here and resetting it at the
-	// next Write would move a timer earlier on every message, and each such
-	// move wakes the runtime's network poller on another core.
 	q.releaseBufsLocked()
 }
 
@@ -589,11 +594,14 @@ func (q *writeQueue) canEOFLocked() bool {
 // the high watermark plus one Write, with any number of writers.
 //
 // How the bytes are sent: a writer goroutine hands everything queued to the
-// kernel in one write(2). Where reads and writes alternate (a request/response
-// client, a server handler), the Conn's next read sends the queue itself, with
-// one write(2) that does not wait, just before it waits for the reply; if no
-// read comes within a millisecond, the writer goroutine sends it. Flush, Drain
-// (when paused) and Close start the writer at once.
+// kernel in one write(2). Where the Conn's reading goroutine is active (it has
+// read, and is not waiting for data) a Write leaves its bytes for it instead:
+// in a request/response exchange the next read sends them itself, with one
+// write(2) that does not wait, just before it waits for the reply, sparing the
+// writer goroutine's wake-up on another core. Such bytes go out when the Conn
+// next reads or waits, or at the next Drain, Flush or Close, or, if none of
+// these comes within a millisecond, through the writer goroutine. A Write made
+// while a read is waiting, or on a Conn never read, starts the writer at once.
 //
 // Errors: the sticky error of an earlier failed send; an error matching
 // net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed
@@ -614,12 +622,17 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // Drain waits for writing to resume, with asyncio's hysteresis (CPython's
 // StreamWriter.drain): once the queue has passed the high watermark, writing is
 // paused and Drain blocks until the queue falls to the low watermark; while
-// writing is not paused it returns at once. It returns the sticky write error
+// writing is not paused it returns at once. Either way it first sends what
+// Writes left for the Conn's next read (see Write), with one write(2) that does
+// not wait. It returns the sticky write error
 // if a send failed, ctx.Err() if ctx ends first, and an error matching
 // net.ErrClosed after Close or Abort (or the timeout that closed the Conn). Any
 // number of goroutines may wait in Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
 	q := &c.q
+	if q.forReader.Load() {
+		q.sendNow() // what a Write left for the reader goes out now
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var since time.Time

@@ -352,24 +352,49 @@ func TestSetWriteBufferLimitsTakeEffect(t *testing.T) {
 	is.Equal(len(<-got), accepted+1) // "x"; "y" was refused
 }
 
-// A Write on a Conn that has been read, while no read is under way, is left for
-// the next read to send (sendNow); with no read coming, the backstop timer
-// starts the writer goroutine, so the data still goes out.
+// A Write made while the Conn's reader is active (it has read, no read waits)
+// is left for that reader, and goes out at its next read, or at the next Drain,
+// Flush or Close, or, with none of these, within the backstop's delay: all
+// without a Write syscall. A Write made while a read waits goes out at once,
+// through the writer goroutine.
 func TestWriteBetweenReadsIsSent(t *testing.T) {
-	is := is.New(t)
-	c, peer := connPair(t)
-	_, err := peer.Write([]byte("hello\n"))
-	is.NoErr(err)
-	_, err = c.ReadLine(testCtx(t))
-	is.NoErr(err)
+	for _, then := range []string{"read", "Drain", "Flush", "Close", "nothing", "read waiting"} {
+		t.Run(then, func(t *testing.T) {
+			is := is.New(t)
+			c, peer := connPair(t)
+			_, err := peer.Write([]byte("hello\n"))
+			is.NoErr(err)
+			_, err = c.ReadLine(testCtx(t))
+			is.NoErr(err)
 
-	_, err = c.Write([]byte("reply\n")) // and no read, Flush or Close follows
-	is.NoErr(err)
-	peer.SetReadDeadline(time.Now().Add(testTimeout))
-	got := make([]byte, 6)
-	_, err = io.ReadFull(peer, got)
-	is.NoErr(err)
-	is.Equal(string(got), "reply\n")
+			read := make(chan error, 1)
+			if then == "read waiting" {
+				go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
+				waitUntil(t, c.q.readerWaiting.Load)
+			}
+			_, err = c.Write([]byte("reply\n"))
+			is.NoErr(err)
+			switch then {
+			case "read":
+				go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
+			case "Drain":
+				is.NoErr(c.Drain(testCtx(t)))
+			case "Flush":
+				is.NoErr(c.Flush(testCtx(t)))
+			case "Close":
+				is.NoErr(c.Close())
+			}
+			peer.SetReadDeadline(time.Now().Add(testTimeout))
+			got := make([]byte, 6)
+			_, err = io.ReadFull(peer, got)
+			is.NoErr(err)
+			is.Equal(string(got), "reply\n")
+			if then == "read" || then == "read waiting" {
+				peer.Write([]byte("bye\n"))
+				is.NoErr(recv(t, read))
+			}
+		})
+	}
 }
 
 // sendNow with a full socket buffer sends what fits, keeps the rest first in
