@@ -162,6 +162,13 @@ func (c *Conn) countRead(n int64) {
 
 func (c *Conn) eofErr() error { return c.q.resetErr() }
 
+func (c *Conn) looping(on bool) {
+	c.q.readerLooping.Store(on)
+	if !on && c.q.forReader.Load() {
+		c.q.sendNow() // what the loop's body wrote last: no step is coming to send it
+	}
+}
+
 // LocalAddr returns the local network address (asyncio's "sockname"): the one a
 // PROXY protocol header carried, where the Server read one, else the socket's.
 func (c *Conn) LocalAddr() net.Addr {

@@ -141,8 +141,13 @@ func (r *Reader) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error]
 	if f == nil {
 		return func(yield func([]byte, error) bool) { yield(nil, errNilFraming) }
 	}
-	return r.steps(ctx, func() ([]byte, error) { return r.nextFrame(ctx, f) })
+	return steps(ctx, r, frameStep{f})
 }
+
+// frameStep is Frames' step.
+type frameStep struct{ f Framing }
+
+func (s frameStep) next(ctx context.Context, r *Reader) ([]byte, error) { return r.nextFrame(ctx, s.f) }
 
 // nextFrame returns the next frame as a view into the buffer; the read lock
 // is held.

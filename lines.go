@@ -238,8 +238,13 @@ func (r *Reader) incomplete(expected int) error {
 
 // Lines returns a single-use iterator over the stream's lines. See Conn.Lines.
 func (r *Reader) Lines(ctx context.Context) iter.Seq2[[]byte, error] {
-	return r.steps(ctx, func() ([]byte, error) { return r.nextLine(ctx) })
+	return steps(ctx, r, lineStep{})
 }
+
+// lineStep is Lines' step.
+type lineStep struct{}
+
+func (lineStep) next(ctx context.Context, r *Reader) ([]byte, error) { return r.nextLine(ctx) }
 
 // nextLine returns the next line as a view into the buffer, without its line
 // ending, and consumes it; the read lock is held. A line that is buffered

@@ -58,6 +58,10 @@ type readHook interface {
 	// for: nil for a clean EOF, or the connection reset that the Conn's own
 	// sends met first (the kernel reports a reset to one system call only).
 	eofErr() error
+	// looping runs when an iterator loop (Lines, Frames, Chunks) starts, with
+	// true, and when it ends, with false: while it runs, its next step will
+	// read.
+	looping(on bool)
 }
 
 // Reader is the reading half of a stream (asyncio's StreamReader). NewReader
@@ -177,6 +181,7 @@ func (r *Reader) lock(ctx context.Context) error {
 		return r.closeErr
 	}
 	r.takeBuf()
+	r.mayRead()
 	if r.skip.pending() {
 		if err := r.settleSkip(ctx); err != nil {
 			r.mu.Unlock()
@@ -345,6 +350,16 @@ func (r *Reader) takeBuf() {
 	if r.buf == nil {
 		r.buf = getBuf(r.size)
 		r.r, r.w = 0, 0
+	}
+}
+
+// mayRead tells the hook, where nothing is buffered, that the read or step
+// about to run will read from the stream: the Conn sends what Writes left for
+// it here, in a shallow frame, rather than beneath the read (fill tells it
+// too, for reads that start with part of a record buffered).
+func (r *Reader) mayRead() {
+	if r.r == r.w && r.hook != nil {
+		r.hook.beforeRead()
 	}
 }
 
@@ -683,7 +698,14 @@ func (r *Reader) Chunks(ctx context.Context, n int) iter.Seq2[[]byte, error] {
 	if n < 1 {
 		return func(yield func([]byte, error) bool) { yield(nil, errChunkSize) }
 	}
-	return r.steps(ctx, func() ([]byte, error) { return r.nextChunk(ctx, n) })
+	return steps(ctx, r, chunkStep(n))
+}
+
+// chunkStep is Chunks' step: up to n bytes.
+type chunkStep int
+
+func (n chunkStep) next(ctx context.Context, r *Reader) ([]byte, error) {
+	return r.nextChunk(ctx, int(n))
 }
 
 // nextChunk returns up to n buffered bytes, reading once if none are, as a
@@ -703,22 +725,31 @@ func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
 	return chunk, nil
 }
 
+// A stepper reads one record for steps: a line, a chunk, a frame. The
+// read lock is held.
+type stepper interface {
+	next(ctx context.Context, r *Reader) ([]byte, error)
+}
+
 // steps is the one iterator over a Reader's records (Lines, Chunks, Frames):
 // it takes the read lock at its first step and holds it until the loop ends,
 // so a step that finds its record buffered costs no atomic operation, and it
-// calls next until io.EOF, which ends the loop quietly, or another error,
+// calls s.next until io.EOF, which ends the loop quietly, or another error,
 // which is yielded once and ends it. It runs on the consumer's goroutine and
-// keeps no state of its own, so breaking out of the loop loses nothing.
-func (r *Reader) steps(ctx context.Context, next func() ([]byte, error)) iter.Seq2[[]byte, error] {
+// keeps no state of its own, so breaking out of the loop loses nothing. It is
+// generic over the step's type rather than taking a func, so that each
+// iterator calls its step directly: one frame less beneath every waiting read.
+func steps[S stepper](ctx context.Context, r *Reader, s S) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
-		if err := r.lock(ctx); err != nil {
+		if err := r.startLoop(ctx); err != nil {
 			yield(nil, err)
 			return
 		}
-		defer r.mu.Unlock()
+		defer r.endLoop()
 		for {
 			r.takeBuf()
-			v, err := next()
+			r.mayRead()
+			v, err := s.next(ctx, r)
 			if err == io.EOF {
 				return
 			}
@@ -727,6 +758,25 @@ func (r *Reader) steps(ctx context.Context, next func() ([]byte, error)) iter.Se
 			}
 		}
 	}
+}
+
+// startLoop takes the read lock for an iterator loop and tells the hook.
+func (r *Reader) startLoop(ctx context.Context) error {
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	if r.hook != nil {
+		r.hook.looping(true)
+	}
+	return nil
+}
+
+// endLoop tells the hook the loop ended and releases the read lock.
+func (r *Reader) endLoop() {
+	if r.hook != nil {
+		r.hook.looping(false)
+	}
+	r.mu.Unlock()
 }
 
 // skipState is what an overrun left to discard before the next read.

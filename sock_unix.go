@@ -129,15 +129,22 @@ func (s *rawSock) trySend(p []byte) (int, error) {
 	s.buf, s.wn, s.werrno = p, 0, 0
 	err := s.rc.Write(s.writeFn)
 	s.buf = nil
-	switch {
-	case err != nil:
-		return 0, opError("write", s.nc, unwrapOp(err))
-	case s.werrno != 0:
-		return s.wn, opError("write", s.nc, os.NewSyscallError("write", s.werrno))
+	if err != nil || s.werrno != 0 {
+		return s.wn, s.sendFailed(err)
 	}
 	return s.wn, nil
 }
 
+// sendFailed wraps a failed send's error as net.Conn's Write does; out of
+// line, as failed is for read.
+//
+//go:noinline
+func (s *rawSock) sendFailed(err error) error {
+	if err != nil {
+		return opError("write", s.nc, unwrapOp(err))
+	}
+	return opError("write", s.nc, os.NewSyscallError("write", s.werrno))
+}
 func (s *rawSock) writable(fd uintptr) bool {
 	for {
 		n, err := syscall.Write(int(fd), s.buf)

@@ -34,8 +34,10 @@ var (
 //     read, and no read is waiting) leaves its bytes for it (forReader); the
 //     reader sends them when it next reads or waits, and Drain, Flush and
 //     Close send them too; if none comes within backstopDelay, a timer starts
-//     the writer goroutine. A Write made while a read waits, or on a Conn never
-//     read, starts the writer goroutine at once.
+//     the writer goroutine. In the body of an iterator loop (Lines, Frames,
+//     Chunks) there is no timer: the loop's next read sends them, or its end.
+//     A Write made while a read waits, or on a Conn never read, starts the
+//     writer goroutine at once.
 //
 // Whether the queue may be used at all is decided in one place, errLocked.
 type writeQueue struct {
@@ -75,7 +77,7 @@ type writeQueue struct {
 	// readerWaiting, and a read stores readerWaiting before it looks at
 	// forReader, so that of a Write and a read about to wait, at least one
 	// sees the other.
-	readerUsed, readerWaiting, forReader atomic.Bool
+	readerUsed, readerWaiting, readerLooping, forReader atomic.Bool
 
 	wg sync.WaitGroup // the writer goroutine
 }
@@ -264,6 +266,10 @@ func (q *writeQueue) scheduleLocked() {
 	switch {
 	case q.readerWaiting.Load():
 		q.startLocked() // no read is coming to send it
+	case q.readerLooping.Load():
+		// An iterator loop's body wrote: the loop's next read, or its end,
+		// sends it; no timer (one that fires for every exchange costs more
+		// than the exchange saves).
 	case !q.armed:
 		q.armed = true
 		if q.timer == nil {
@@ -352,19 +358,35 @@ func (q *writeQueue) drainLoop() {
 // wait for may need the request sent first), and Drain calls it. Whatever the
 // socket does not take at once is left to the writer goroutine.
 func (q *writeQueue) sendNow() {
+	batch, sock := q.takeForSend()
+	if batch == nil {
+		return
+	}
+	n, err := sock.trySend(batch)
+	q.sendDone(batch, n, err)
+}
+
+// takeForSend takes what is queued for sendNow, or returns nil where sendNow
+// has nothing to do. sendNow's own frame, beneath the write(2), stays small:
+// it often sits beneath a handler's read loop (see Server.serveConn).
+func (q *writeQueue) takeForSend() ([]byte, *rawSock) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.sock == nil || q.sending || q.err != nil || q.upgrading || len(q.pending) == 0 {
-		return
+		return nil, nil
 	}
 	batch, _ := q.takeLocked()
-	sock := q.sock
-	q.mu.Unlock()
-	n, err := sock.trySend(batch)
+	return batch, q.sock
+}
+
+// sendDone accounts for sendNow's batch and leaves what the socket did not
+// take, or what came meanwhile, to the writer goroutine.
+func (q *writeQueue) sendDone(batch []byte, n int, err error) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.sentLocked(batch, n, err)
 	if len(q.pending) > 0 {
-		q.startLocked() // what the socket did not take, or what came meanwhile
+		q.startLocked()
 	}
 	q.releaseBufsLocked()
 }
@@ -600,8 +622,13 @@ func (q *writeQueue) canEOFLocked() bool {
 // write(2) that does not wait, just before it waits for the reply, sparing the
 // writer goroutine's wake-up on another core. Such bytes go out when the Conn
 // next reads or waits, or at the next Drain, Flush or Close, or, if none of
-// these comes within a millisecond, through the writer goroutine. A Write made
-// while a read is waiting, or on a Conn never read, starts the writer at once.
+// these comes within a millisecond, through the writer goroutine. In the body
+// of a Lines, Frames or Chunks loop they go out when the loop next reads from
+// the socket (a step that finds its record buffered does not read, so the
+// replies to pipelined requests go out together), at the loop's end, or at a
+// Drain, Flush or Close, with no timer: a loop body that writes and then waits
+// on something other than the Conn calls Drain first. A Write made while a read is
+// waiting, or on a Conn never read, starts the writer at once.
 //
 // Errors: the sticky error of an earlier failed send; an error matching
 // net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed
@@ -629,10 +656,14 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // net.ErrClosed after Close or Abort (or the timeout that closed the Conn). Any
 // number of goroutines may wait in Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
-	q := &c.q
-	if q.forReader.Load() {
-		q.sendNow() // what a Write left for the reader goes out now
+	if c.q.forReader.Load() {
+		c.q.sendNow() // what a Write left for the reader goes out now
 	}
+	return c.q.drain(ctx)
+}
+
+// drain waits while writing is paused, counting the wait in Stats.
+func (q *writeQueue) drain(ctx context.Context) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var since time.Time

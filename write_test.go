@@ -546,3 +546,62 @@ func TestWriteMemoryBoundConcurrent(t *testing.T) {
 	is.True(peak > high)         // writing was paused past the high watermark
 	is.True(peak <= high+msgLen) // and memory stayed within high + one write
 }
+
+// In the body of a Lines loop a Write's bytes go out when the loop next reads
+// from the socket (a step that finds its line buffered does not: replies to
+// pipelined requests go out together), at a Drain, or when the loop ends.
+func TestWriteInLoopBody(t *testing.T) {
+	for _, then := range []string{"next read", "Drain", "loop end", "pipelined"} {
+		t.Run(then, func(t *testing.T) {
+			is := is.New(t)
+			c, peer := connPair(t)
+			first := "one\n"
+			if then == "pipelined" {
+				first = "one\ntwo\n" // both buffered by the loop's first read
+			}
+			_, err := peer.Write([]byte(first))
+			is.NoErr(err)
+			got := make(chan string, 2)
+			go func() { // the peer: reads each reply, and answers the first with "two"
+				peer.SetReadDeadline(time.Now().Add(testTimeout))
+				buf := make([]byte, 4)
+				for i := 0; ; i++ {
+					if _, err := io.ReadFull(peer, buf); err != nil {
+						return
+					}
+					got <- string(buf)
+					if i == 0 && then == "next read" {
+						peer.Write([]byte("two\n"))
+					}
+				}
+			}()
+			n := 0
+			for line, err := range c.Lines(testCtx(t)) {
+				is.NoErr(err)
+				_, err = c.Write(append(line, '\n'))
+				is.NoErr(err)
+				if n++; n == 1 {
+					switch then {
+					case "Drain":
+						is.NoErr(c.Drain(testCtx(t)))
+						is.Equal(recv(t, got), "one\n") // sent before the loop goes on
+						return
+					case "loop end":
+						break
+					case "pipelined":
+						quietFor(t, got, 20*time.Millisecond, "a reply sent while requests are buffered")
+						continue
+					default:
+						continue // the next step reads, and sends "one" first
+					}
+					break
+				}
+				break
+			}
+			is.Equal(recv(t, got), "one\n")
+			if then == "next read" || then == "pipelined" {
+				is.Equal(recv(t, got), "two\n") // sent when the loop ended
+			}
+		})
+	}
+}
