@@ -1,6 +1,7 @@
 package sluice_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -121,4 +122,52 @@ func ExampleMerge() {
 	fmt.Println(got, all.Err())
 	// Output:
 	// [a1 a2 b1 c1 c2 c3] <nil>
+}
+
+// A pipeline from one connection to another: lines from the source, a
+// transform on four workers that keeps their order, and WriteFrom into the
+// sink. Every stage holds a bounded number of values, so a sink that reads
+// slowly slows the source's socket instead of filling memory.
+func ExampleConn_WriteFrom() {
+	ctx := context.Background()
+	srcPeer, src, err := sluice.Pipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	sink, sinkPeer, err := sluice.Pipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer src.Close()
+	defer sinkPeer.Close()
+	go func() {
+		srcPeer.Write([]byte("alpha\nbeta\ngamma\n"))
+		srcPeer.Close()
+	}()
+
+	lines := src.LineChan(ctx)
+	defer lines.Stop()
+	upper := sluice.Map(ctx, lines.C, 4, func(ctx context.Context, line []byte) ([]byte, error) {
+		return append(bytes.ToUpper(line), '\n'), nil
+	})
+	defer upper.Stop()
+	wrote := make(chan string, 1)
+	go func() {
+		n, err := sink.WriteFrom(ctx, upper.C) // returns once upper.C is closed, all flushed
+		wrote <- fmt.Sprint("wrote ", n, " bytes, ", err)
+		sink.Close()
+	}()
+
+	for line, err := range sinkPeer.Lines(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s\n", line)
+	}
+	fmt.Println(<-wrote)
+	// Output:
+	// ALPHA
+	// BETA
+	// GAMMA
+	// wrote 17 bytes, <nil>
 }
