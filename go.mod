@@ -8,6 +8,5 @@ require (
 	github.com/sourcegraph/conc v0.3.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.43.0
-	golang.org/x/sync v0.16.0
 	golang.org/x/sys v0.35.0
 )
