@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Each benchmark runs sluice beside the plain-Go code a user would otherwise
@@ -77,30 +78,28 @@ func readSide(b *testing.B, block []byte, total int) net.Conn {
 	return client
 }
 
+// timedOpts returns the options of the benchmarks' "sluice+timeouts" runs:
+// the idle and message timeouts a production server sets, far enough off that
+// they never fire, so the runs measure what keeping their clock costs.
+// Statistics are always on.
+func timedOpts() []Option {
+	return []Option{WithIdleTimeout(time.Minute), WithMessageTimeout(time.Minute)}
+}
+
 // BenchmarkLines reads lines of 20, 100 and 1000 bytes, 1000 lines per write
-// from the peer: sluice's Lines with a cancellable ctx beside bufio.Scanner with
-// a 64 KiB buffer.
+// from the peer: sluice's Lines with a cancellable ctx, without and with
+// timeouts, beside bufio.Scanner with a 64 KiB buffer.
 func BenchmarkLines(b *testing.B) {
 	for _, size := range []int{20, 100, 1000} {
 		block := benchLinesOf(1000, size)
-		b.Run(fmt.Sprintf("size=%d/sluice", size), func(b *testing.B) {
-			c := NewConn(readSide(b, block, b.N*size))
-			defer c.Abort()
-			ctx := cancellable(b)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			n := 0
-			for line, err := range c.Lines(ctx) {
-				if err != nil || len(line) != size-1 {
-					b.Fatalf("line %d: %q, %v", n, line, err)
-				}
-				n++
-			}
-			if n != b.N {
-				b.Fatalf("read %d lines, want %d", n, b.N)
-			}
-		})
+		for _, v := range []struct {
+			name string
+			opts []Option
+		}{{"sluice", nil}, {"sluice+timeouts", timedOpts()}} {
+			b.Run(fmt.Sprintf("size=%d/%s", size, v.name), func(b *testing.B) {
+				benchLinesSluice(b, NewConn(readSide(b, block, b.N*size), v.opts...), size)
+			})
+		}
 		b.Run(fmt.Sprintf("size=%d/bufio.Scanner", size), func(b *testing.B) {
 			nc := readSide(b, block, b.N*size)
 			b.SetBytes(int64(size))
@@ -119,6 +118,25 @@ func BenchmarkLines(b *testing.B) {
 				b.Fatalf("read %d lines, want %d: %v", n, b.N, sc.Err())
 			}
 		})
+	}
+}
+
+// benchLinesSluice reads b.N lines of size bytes from c with Lines.
+func benchLinesSluice(b *testing.B, c *Conn, size int) {
+	defer c.Abort()
+	ctx := cancellable(b)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for line, err := range c.Lines(ctx) {
+		if err != nil || len(line) != size-1 {
+			b.Fatalf("line %d: %q, %v", n, line, err)
+		}
+		n++
+	}
+	if n != b.N {
+		b.Fatalf("read %d lines, want %d", n, b.N)
 	}
 }
 
@@ -335,7 +353,8 @@ func echoPeer(nc net.Conn) <-chan struct{} {
 }
 
 // BenchmarkEcho measures 64-byte line round trips against the same plain-Go
-// echo server: a sluice client beside a bufio client.
+// echo server: a sluice client, without and with timeouts, beside a bufio
+// client.
 func BenchmarkEcho(b *testing.B) {
 	msg := make([]byte, 64)
 	for i := range msg {
@@ -348,29 +367,34 @@ func BenchmarkEcho(b *testing.B) {
 		b.Cleanup(func() { client.Close(); <-done })
 		return client
 	}
-	b.Run("sluice", func(b *testing.B) {
-		c := NewConn(setup(b))
-		defer c.Abort()
-		ctx := context.Background()
-		b.SetBytes(64)
-		b.ReportAllocs()
-		b.ResetTimer()
-		i := 0
-		if _, err := c.Write(msg); err != nil {
-			b.Fatal(err)
-		}
-		for line, err := range c.Lines(ctx) {
-			if err != nil || len(line) != 63 {
-				b.Fatalf("reply %d: %q, %v", i, line, err)
-			}
-			if i++; i == b.N {
-				break
-			}
+	for _, v := range []struct {
+		name string
+		opts []Option
+	}{{"sluice", nil}, {"sluice+timeouts", timedOpts()}} {
+		b.Run(v.name, func(b *testing.B) {
+			c := NewConn(setup(b), v.opts...)
+			defer c.Abort()
+			ctx := cancellable(b)
+			b.SetBytes(64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
 			if _, err := c.Write(msg); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			for line, err := range c.Lines(ctx) {
+				if err != nil || len(line) != 63 {
+					b.Fatalf("reply %d: %q, %v", i, line, err)
+				}
+				if i++; i == b.N {
+					break
+				}
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("bufio", func(b *testing.B) {
 		nc := setup(b)
 		br, bw := bufio.NewReader(nc), bufio.NewWriter(nc)
