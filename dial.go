@@ -200,9 +200,12 @@ func resolveIPs(ctx context.Context, r *net.Resolver, network, host string) ([]n
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
 	} else {
-		ipNet := map[string]string{"tcp4": "ip4", "tcp6": "ip6"}[network]
-		if ipNet == "" {
-			ipNet = "ip"
+		ipNet := "ip"
+		switch network {
+		case "tcp4":
+			ipNet = "ip4"
+		case "tcp6":
+			ipNet = "ip6"
 		}
 		if ips, err = r.LookupNetIP(ctx, ipNet, host); err != nil {
 			return nil, err

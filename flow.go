@@ -415,10 +415,9 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 // WriteFrom receives from in until it is closed and writes each value whole
 // and in order, as Write does, copying it into the write queue before it
 // receives the next. It paces itself with Drain(ctx) before each receive, so
-// it never holds more than the high watermark plus one value:
-// a peer that reads slowly slows the receives from in, and so whatever feeds
-// in. When in is closed it flushes (Flush) and returns the bytes written and
-// nil.
+// it never holds more than the high watermark plus one value: a peer that
+// reads slowly slows the receives from in, and so whatever feeds in. When in
+// is closed it flushes (Flush) and returns the bytes written and nil.
 //
 // If ctx ends it returns the bytes written so far and ctx.Err() at once;
 // values not yet received stay in the channel, and what is queued stays

@@ -232,7 +232,7 @@ func (r *Reader) awaitHeader(ctx context.Context, s sizer) (sizedHeader, error) 
 			if r.r == r.w {
 				return hdr, io.EOF
 			}
-			return hdr, &IncompleteReadError{Partial: r.takeAll(), Expected: -1}
+			return hdr, r.incomplete(-1)
 		}
 		if err := r.fill(ctx, 0, true); err != nil && err != io.EOF {
 			return hdr, err

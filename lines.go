@@ -257,10 +257,7 @@ func (r *Reader) nextLine(ctx context.Context) ([]byte, error) {
 	if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 && i <= r.limit {
 		line := r.buf[r.r : r.r+i]
 		r.r += i + 1
-		if i > 0 && line[i-1] == '\r' {
-			line = line[:i-1]
-		}
-		return line[:len(line):len(line)], nil
+		return dropCR(line), nil
 	}
 	start, end, err := r.until(ctx, newlines, r.limit)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -23,6 +24,21 @@ type listener struct {
 	net.Listener
 	path string      // the socket file, or "" (abstract sockets, NewServer)
 	file os.FileInfo // the socket file as bound, to tell if it was replaced
+}
+
+// close closes the socket, then removes its file if it is still the one bound,
+// as asyncio's _stop_serving compares the inode.
+func (ln *listener) close(log *slog.Logger) error {
+	err := ln.Listener.Close()
+	if ln.path == "" {
+		return err
+	}
+	if fi, serr := os.Stat(ln.path); serr == nil && os.SameFile(fi, ln.file) {
+		if rerr := os.Remove(ln.path); rerr != nil {
+			log.Error("sluice: cannot remove the Unix socket file", "path", ln.path, "err", rerr)
+		}
+	}
+	return err
 }
 
 // Listen listens on address and returns a Server that runs h for every

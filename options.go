@@ -338,11 +338,11 @@ func WithLogger(l *slog.Logger) Option {
 // v1 text or v2 binary) at the start of every connection it accepts, before TLS
 // and before the handler runs; RemoteAddr and LocalAddr then report the
 // addresses it carries. The header must arrive within the idle timeout, or 10 s
-// without one; under ProxyRequired a connection without a valid header is closed
-// and its handler never runs. Default ProxyOff. It applies to Listen and
-// NewServer. ProxyOptional lets any client claim any address: use it only where every
-// client comes through a trusted proxy. A value other than the three
-// ProxyProtocol constants is an error.
+// without one; under ProxyRequired a connection without a valid header is
+// closed and its handler never runs. Default ProxyOff. It applies to Listen
+// and NewServer. ProxyOptional lets any client claim any address: use it only
+// where every client comes through a trusted proxy. A value other than the
+// three ProxyProtocol constants is an error.
 func WithProxyProtocol(p ProxyProtocol) Option {
 	return func(cfg *config) {
 		if p < ProxyOff || p > ProxyRequired {

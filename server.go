@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -643,19 +642,4 @@ func peerName(c *Conn) string {
 		return a.String()
 	}
 	return "unknown"
-}
-
-// close closes the socket, then removes its file if it is still the one bound,
-// as asyncio's _stop_serving compares the inode.
-func (ln *listener) close(log *slog.Logger) error {
-	err := ln.Listener.Close()
-	if ln.path == "" {
-		return err
-	}
-	if fi, serr := os.Stat(ln.path); serr == nil && os.SameFile(fi, ln.file) {
-		if rerr := os.Remove(ln.path); rerr != nil {
-			log.Error("sluice: cannot remove the Unix socket file", "path", ln.path, "err", rerr)
-		}
-	}
-	return err
 }

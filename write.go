@@ -627,8 +627,8 @@ func (q *writeQueue) canEOFLocked() bool {
 // the socket (a step that finds its record buffered does not read, so the
 // replies to pipelined requests go out together), at the loop's end, or at a
 // Drain, Flush or Close, with no timer: a loop body that writes and then waits
-// on something other than the Conn calls Drain first. A Write made while a read is
-// waiting, or on a Conn never read, starts the writer at once.
+// on something other than the Conn calls Drain first. A Write made while a read
+// is waiting, or on a Conn never read, starts the writer at once.
 //
 // Errors: the sticky error of an earlier failed send; an error matching
 // net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed
@@ -651,10 +651,10 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // paused and Drain blocks until the queue falls to the low watermark; while
 // writing is not paused it returns at once. Either way it first sends what
 // Writes left for the Conn's next read (see Write), with one write(2) that does
-// not wait. It returns the sticky write error
-// if a send failed, ctx.Err() if ctx ends first, and an error matching
-// net.ErrClosed after Close or Abort (or the timeout that closed the Conn). Any
-// number of goroutines may wait in Drain. A Drain that waits counts in Stats.
+// not wait. It returns the sticky write error if a send failed, ctx.Err() if
+// ctx ends first, and an error matching net.ErrClosed after Close or Abort (or
+// the timeout that closed the Conn). Any number of goroutines may wait in
+// Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
 	if c.q.forReader.Load() {
 		c.q.sendNow() // what a Write left for the reader goes out now
