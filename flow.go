@@ -419,9 +419,9 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 // reads slowly slows the receives from in, and so whatever feeds in. When in
 // is closed it flushes (Flush) and returns the bytes written and nil.
 //
-// If ctx ends it returns the bytes written so far and ctx.Err() at once;
-// values not yet received stay in the channel, and what is queued stays
-// queued. A write error (the sticky error, an error matching net.ErrClosed, a
+// If ctx ends it returns the bytes written so far and ctx.Err() at once, also
+// where in was closed by ctx's end (an upstream Flow on the same ctx); values
+// not yet received stay in the channel, and what is queued stays queued. A write error (the sticky error, an error matching net.ErrClosed, a
 // timeout that closed the Conn) is returned as it is, with the bytes written
 // before it. It does not close the Conn. Another goroutine may write to the
 // Conn meanwhile; each value's bytes stay together.
@@ -454,6 +454,11 @@ func (c *Conn) writeFrom(ctx context.Context, in <-chan []byte, write func([]byt
 		case ended:
 			return n, ctx.Err()
 		case !ok:
+			// in may have closed because ctx ended (an upstream Flow on the
+			// same ctx closes its C then): report ctx's end, not a clean one.
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
 			return n, c.Flush(ctx)
 		}
 		k, err := write(p)

@@ -789,6 +789,21 @@ func TestWriteFramesFrom(t *testing.T) {
 	is.Equal(n, int64(2+4))
 }
 
+// An input that closed because ctx ended (an upstream Flow on the same ctx
+// closes its C then) ends WriteFrom with ctx's error, not as a clean end,
+// even with nothing queued and the closed input seen first.
+func TestWriteFromInputClosedByCtx(t *testing.T) {
+	is := is.New(t)
+	c, _ := connPair(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	up := Map(ctx, make(chan []byte), 1, func(_ context.Context, v []byte) ([]byte, error) { return v, nil })
+	cancel()
+	is.True(errors.Is(up.Err(), context.Canceled)) // C is closed now
+	n, err := c.WriteFrom(ctx, up.C)
+	is.True(errors.Is(err, context.Canceled))
+	is.Equal(n, int64(0))
+}
+
 // A write error ends WriteFrom as it is.
 func TestWriteFromClosed(t *testing.T) {
 	is := is.New(t)
