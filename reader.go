@@ -725,37 +725,42 @@ func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
 	return chunk, nil
 }
 
-// A stepper reads one record for steps: a line, a chunk, a frame. The
+// A stepper reads one record for steps: a chunk or a frame. The
 // read lock is held.
 type stepper interface {
 	next(ctx context.Context, r *Reader) ([]byte, error)
 }
 
-// steps is the one iterator over a Reader's records (Lines, Chunks, Frames):
-// it takes the read lock at its first step and holds it until the loop ends,
-// so a step that finds its record buffered costs no atomic operation, and it
-// calls s.next until io.EOF, which ends the loop quietly, or another error,
-// which is yielded once and ends it. It runs on the consumer's goroutine and
-// keeps no state of its own, so breaking out of the loop loses nothing. It is
-// generic over the step's type rather than taking a func, so that each
-// iterator calls its step directly: one frame less beneath every waiting read.
+// steps is the iterator over a Reader's chunks and frames (Lines has its own
+// loop, with its buffered-line path inline): it takes the read lock at its
+// first step and holds it until the loop ends, so a step that finds its
+// record buffered costs no atomic operation, and it calls s.next until
+// io.EOF, which ends the loop quietly, or another error, which is yielded
+// once and ends it. It runs on the consumer's goroutine and keeps no state of
+// its own, so breaking out of the loop loses nothing. It is generic over the
+// step's type rather than taking a func, so that each iterator calls its step
+// directly: one frame less beneath every waiting read. The loop is a function
+// of its own, not the closure, for the reason Reader.lines gives.
 func steps[S stepper](ctx context.Context, r *Reader, s S) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
-		if err := r.startLoop(ctx); err != nil {
-			yield(nil, err)
+	return func(yield func([]byte, error) bool) { runSteps(ctx, r, s, yield) }
+}
+
+// runSteps is steps' loop.
+func runSteps[S stepper](ctx context.Context, r *Reader, s S, yield func([]byte, error) bool) {
+	if err := r.startLoop(ctx); err != nil {
+		yield(nil, err)
+		return
+	}
+	defer r.endLoop()
+	for {
+		r.takeBuf()
+		r.mayRead()
+		v, err := s.next(ctx, r)
+		if err == io.EOF {
 			return
 		}
-		defer r.endLoop()
-		for {
-			r.takeBuf()
-			r.mayRead()
-			v, err := s.next(ctx, r)
-			if err == io.EOF {
-				return
-			}
-			if !yield(v, err) || err != nil {
-				return
-			}
+		if !yield(v, err) || err != nil {
+			return
 		}
 	}
 }
