@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -361,18 +362,14 @@ func TestWriteBetweenReadsIsSent(t *testing.T) {
 	for _, then := range []string{"read", "Drain", "Flush", "Close", "nothing", "read waiting"} {
 		t.Run(then, func(t *testing.T) {
 			is := is.New(t)
-			c, peer := connPair(t)
-			_, err := peer.Write([]byte("hello\n"))
-			is.NoErr(err)
-			_, err = c.ReadLine(testCtx(t))
-			is.NoErr(err)
+			c, peer := activeReader(t)
 
 			read := make(chan error, 1)
 			if then == "read waiting" {
 				go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
 				waitUntil(t, c.q.readerWaiting.Load)
 			}
-			_, err = c.Write([]byte("reply\n"))
+			_, err := c.Write([]byte("reply\n"))
 			is.NoErr(err)
 			switch then {
 			case "read":
@@ -395,6 +392,51 @@ func TestWriteBetweenReadsIsSent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// activeReader returns a Conn over loopback TCP that has read a line, so its
+// reader is active (Writes are left for it), and the raw peer.
+func activeReader(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	c, peer := connPair(t)
+	if _, err := peer.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ReadLine(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return c, peer
+}
+
+// The backstop backs off while the reader or Drain takes what Writes leave:
+// exchange after exchange, its delay doubles up to maxBackstop. A Write that
+// is then stranded (no read, no Drain) is still sent, by the backstop, which
+// returns to minBackstop for the next one.
+func TestBackstopBacksOff(t *testing.T) {
+	is := is.New(t)
+	c, peer := activeReader(t)
+	delay := func() time.Duration {
+		c.q.mu.Lock()
+		defer c.q.mu.Unlock()
+		return c.q.delay
+	}
+	got := make([]byte, 2)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	waitUntil(t, func() bool {
+		_, err := c.Write([]byte("x\n"))
+		is.NoErr(err)
+		is.NoErr(c.Drain(testCtx(t)))
+		_, err = io.ReadFull(peer, got)
+		is.NoErr(err)
+		return delay() == maxBackstop
+	})
+
+	_, err := c.Write([]byte("stranded\n"))
+	is.NoErr(err)
+	line, err := bufio.NewReader(peer).ReadString('\n')
+	is.NoErr(err)
+	is.Equal(line, "stranded\n")
+	waitUntil(t, func() bool { return delay() == minBackstop })
 }
 
 // sendNow with a full socket buffer sends what fits, keeps the rest first in
