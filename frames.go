@@ -103,7 +103,7 @@ func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	frame, err := f.next(ctx, r)
 	if err != nil {
 		return nil, err

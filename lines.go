@@ -91,7 +91,7 @@ func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	_, end, err := r.until(ctx, newlines, r.limit)
 	if err != nil {
 		return r.lineEnd(err, false)
@@ -156,7 +156,7 @@ func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) 
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	_, end, err := r.until(ctx, s, r.limit)
 	if err != nil {
 		return nil, err

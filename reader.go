@@ -79,7 +79,7 @@ type readHook interface {
 // started while another is under way returns ErrConcurrentRead at once. Read,
 // the io.Reader method, waits its turn instead, as net.Conn's Read does.
 type Reader struct {
-	mu    sync.Mutex // held for the length of a read or iterator step; guards the fields up to rd
+	mu    readLock // held for the length of a read or iterator loop; guards the fields up to rd
 	buf   []byte
 	r, w  int    // buf[r:w] is buffered and unread
 	off   int64  // the stream offset of buf[0]: identifies a message for the message timeout
@@ -173,18 +173,18 @@ func (r *Reader) AtEOF() bool { return r.err == io.EOF && r.r == r.w }
 // discards. It does not look at ctx: a read that need not wait returns what is
 // buffered whatever ctx says; fill checks ctx before every wait.
 func (r *Reader) lock(ctx context.Context) error {
-	if !r.mu.TryLock() {
+	if !r.mu.tryLock() {
 		return ErrConcurrentRead
 	}
 	if r.closed.Load() {
-		r.mu.Unlock()
+		r.mu.unlock()
 		return r.closeErr
 	}
 	r.takeBuf()
 	r.mayRead()
 	if r.skip.pending() {
 		if err := r.settleSkip(ctx); err != nil {
-			r.mu.Unlock()
+			r.mu.unlock()
 			return err
 		}
 	}
@@ -556,8 +556,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.lock()
+	defer r.mu.unlock()
 	if r.closed.Load() {
 		return 0, r.closeErr
 	}
@@ -615,7 +615,7 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	for {
 		err := r.fill(ctx, 0, false)
 		if err == io.EOF {
@@ -650,7 +650,7 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if err := r.lock(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	if err := r.await(ctx, n); err != nil {
 		return nil, err
 	}
@@ -781,7 +781,7 @@ func (r *Reader) endLoop() {
 	if r.hook != nil {
 		r.hook.looping(false)
 	}
-	r.mu.Unlock()
+	r.mu.unlock()
 }
 
 // skipState is what an overrun left to discard before the next read.

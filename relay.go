@@ -69,8 +69,8 @@ func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	if err := rl.lock(); err != nil {
 		return 0, 0, err
 	}
-	defer a.rd.mu.Unlock()
-	defer b.rd.mu.Unlock()
+	defer a.rd.mu.unlock()
+	defer b.rd.mu.unlock()
 	if err := ctx.Err(); err != nil {
 		rl.fail(err)
 		return 0, 0, err
@@ -130,7 +130,7 @@ func (rl *relay) lock() error {
 	err := rl.a.rd.lock(rl.ctx)
 	if err == nil {
 		if err = rl.b.rd.lock(rl.ctx); err != nil {
-			rl.a.rd.mu.Unlock()
+			rl.a.rd.mu.unlock()
 		}
 	}
 	if err != nil && err != ErrConcurrentRead {

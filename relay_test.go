@@ -580,8 +580,8 @@ func TestRelayConcurrentRead(t *testing.T) {
 		_, _, err := Relay(ctx, pair[0], pair[1])
 		is.Equal(err, ErrConcurrentRead)
 	}
-	is.True(a.c.rd.mu.TryLock()) // let go of
-	a.c.rd.mu.Unlock()
+	is.True(a.c.rd.mu.tryLock()) // let go of
+	a.c.rd.mu.unlock()
 	is.True(!a.c.IsClosing())
 	is.True(!b.c.IsClosing())
 	_, err := b.peer.Write([]byte("line\n"))

@@ -182,7 +182,7 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	if err := r.lock(ctx); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
-	defer r.mu.Unlock()
+	defer r.mu.unlock()
 	switch {
 	case c.tls.Load() != nil:
 		return errAlreadyTLS

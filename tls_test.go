@@ -515,8 +515,8 @@ func TestStartTLSConcurrentRead(t *testing.T) {
 		}
 	}()
 	waitUntil(t, func() bool { // the reader holds the read lock
-		if c.rd.mu.TryLock() {
-			c.rd.mu.Unlock()
+		if c.rd.mu.tryLock() {
+			c.rd.mu.unlock()
 			return false
 		}
 		return true
