@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -84,60 +83,6 @@ func readSide(b *testing.B, block []byte, total int) net.Conn {
 // Statistics are always on.
 func timedOpts() []Option {
 	return []Option{WithIdleTimeout(time.Minute), WithMessageTimeout(time.Minute)}
-}
-
-// BenchmarkLines reads lines of 20, 100 and 1000 bytes, 1000 lines per write
-// from the peer: sluice's Lines with a cancellable ctx, without and with
-// timeouts, beside bufio.Scanner with a 64 KiB buffer.
-func BenchmarkLines(b *testing.B) {
-	for _, size := range []int{20, 100, 1000} {
-		block := benchLinesOf(1000, size)
-		for _, v := range []struct {
-			name string
-			opts []Option
-		}{{"sluice", nil}, {"sluice+timeouts", timedOpts()}} {
-			b.Run(fmt.Sprintf("size=%d/%s", size, v.name), func(b *testing.B) {
-				benchLinesSluice(b, NewConn(readSide(b, block, b.N*size), v.opts...), size)
-			})
-		}
-		b.Run(fmt.Sprintf("size=%d/bufio.Scanner", size), func(b *testing.B) {
-			nc := readSide(b, block, b.N*size)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			sc := bufio.NewScanner(nc)
-			sc.Buffer(make([]byte, scannerBufSize), scannerBufSize)
-			n := 0
-			for sc.Scan() {
-				if len(sc.Bytes()) != size-1 {
-					b.Fatalf("line %d: %q", n, sc.Bytes())
-				}
-				n++
-			}
-			if sc.Err() != nil || n != b.N {
-				b.Fatalf("read %d lines, want %d: %v", n, b.N, sc.Err())
-			}
-		})
-	}
-}
-
-// benchLinesSluice reads b.N lines of size bytes from c with Lines.
-func benchLinesSluice(b *testing.B, c *Conn, size int) {
-	defer c.Abort()
-	ctx := cancellable(b)
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	b.ResetTimer()
-	n := 0
-	for line, err := range c.Lines(ctx) {
-		if err != nil || len(line) != size-1 {
-			b.Fatalf("line %d: %q, %v", n, line, err)
-		}
-		n++
-	}
-	if n != b.N {
-		b.Fatalf("read %d lines, want %d", n, b.N)
-	}
 }
 
 // BenchmarkReadUntil reads records ending in "\r\n" or "\n" (half of each).
