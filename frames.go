@@ -44,6 +44,10 @@ type Framing interface {
 	// next reads until a whole frame is buffered, consumes it and returns it
 	// as a view into the buffer. r's read lock is held.
 	next(ctx context.Context, r *Reader) ([]byte, error)
+	// buffered is next's path for a frame already buffered whole, for Frames'
+	// steps: it consumes and returns it, or reports false, consuming nothing,
+	// where next has more to do (read, skip, fail). r's read lock is held.
+	buffered(r *Reader) ([]byte, bool)
 	// encode returns what goes on the wire around payload.
 	encode(payload []byte) (frameHeader, error)
 }
@@ -147,7 +151,14 @@ func (r *Reader) Frames(ctx context.Context, f Framing) iter.Seq2[[]byte, error]
 // frameStep is Frames' step.
 type frameStep struct{ f Framing }
 
-func (s frameStep) next(ctx context.Context, r *Reader) ([]byte, error) { return r.nextFrame(ctx, s.f) }
+func (s frameStep) next(ctx context.Context, r *Reader) ([]byte, error) {
+	if !r.closed.Load() {
+		if frame, ok := s.f.buffered(r); ok {
+			return frame, nil
+		}
+	}
+	return r.nextFrame(ctx, s.f)
+}
 
 // nextFrame returns the next frame as a view into the buffer; the read lock
 // is held.
@@ -210,9 +221,29 @@ func (r *Reader) readSized(ctx context.Context, s sizer) ([]byte, error) {
 	if err := r.await(ctx, total); err != nil {
 		return nil, err
 	}
+	return r.frameAt(hdr, total), nil
+}
+
+// bufferedSized is a sizer's buffered: the frame whose header the sizer
+// parsed from the buffer (hdr, err), where the header was accepted and the
+// whole frame is buffered.
+func (r *Reader) bufferedSized(hdr sizedHeader, err error) ([]byte, bool) {
+	if err != nil || hdr.len == 0 {
+		return nil, false
+	}
+	total := hdr.len + int(hdr.body) // accepted: within the maximum
+	if total > r.w-r.r {
+		return nil, false
+	}
+	return r.frameAt(hdr, total), true
+}
+
+// frameAt returns the buffered frame of total bytes whose header is hdr, as a
+// view into the buffer, and consumes it.
+func (r *Reader) frameAt(hdr sizedHeader, total int) []byte {
 	frame := r.buf[r.r+hdr.len-hdr.keep : r.r+total : r.r+total]
 	r.consume(total)
-	return frame, nil
+	return frame
 }
 
 // awaitHeader reads until s can parse a header. A rejected header's frame is
@@ -337,6 +368,13 @@ func (p *lengthPrefix) next(ctx context.Context, r *Reader) ([]byte, error) {
 	return r.readSized(ctx, p)
 }
 
+func (p *lengthPrefix) buffered(r *Reader) ([]byte, bool) {
+	if p.err != nil {
+		return nil, false
+	}
+	return r.bufferedSized(p.parseHeader(r.buf[r.r:r.w]))
+}
+
 func (p *lengthPrefix) parseHeader(data []byte) (sizedHeader, error) {
 	h := p.Offset + p.Size
 	if len(data) < h {
@@ -459,6 +497,13 @@ func (u *uvarintFraming) next(ctx context.Context, r *Reader) ([]byte, error) {
 	return r.readSized(ctx, u)
 }
 
+func (u *uvarintFraming) buffered(r *Reader) ([]byte, bool) {
+	if u.err != nil {
+		return nil, false
+	}
+	return r.bufferedSized(u.parseHeader(r.buf[r.r:r.w]))
+}
+
 func (u *uvarintFraming) parseHeader(data []byte) (sizedHeader, error) {
 	v, n := binary.Uvarint(data)
 	switch {
@@ -528,6 +573,9 @@ func Delimited(max int, seps ...[]byte) Framing {
 	}
 	return d
 }
+
+// buffered leaves every frame to next: the separator search is next's.
+func (d *delimited) buffered(*Reader) ([]byte, bool) { return nil, false }
 
 func (d *delimited) next(ctx context.Context, r *Reader) ([]byte, error) {
 	if d.err != nil {

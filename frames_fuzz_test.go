@@ -43,8 +43,8 @@ func fuzzFraming(mode byte) (Framing, int) {
 // bytes re-chunked on the wire as the fuzzer chooses:
 //   - payloads cut from data are framed (by WriteFrame's encoder) and read back
 //     identical, with Frames;
-//   - data itself, arbitrary bytes, is read with ReadFrame and must give what a
-//     naive reference decoder gives, without panics and without allocating for
+//   - data itself, arbitrary bytes, is read with ReadFrame, and with Frames,
+//     and must give what a naive reference decoder gives, without panics and without allocating for
 //     announced sizes: no frame is longer than the maximum allows, and the
 //     buffer stays small.
 func FuzzFrames(f *testing.F) {
@@ -128,6 +128,26 @@ func decodeHostile(t *testing.T, fr Framing, i int, chunks, data []byte) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("decoded %q\nreference %q", got, want)
+	}
+
+	// The same through Frames, with a new loop after each error as a caller
+	// going on past a rejected frame has: its path for frames buffered whole
+	// must agree with ReadFrame's.
+	rd = chunkedPipe(t, chunks, data)
+	got = got[:0]
+	for again := true; again && len(got) <= len(data)+1; {
+		again = false
+		for frame, err := range rd.Frames(testCtx(t), fr) {
+			if len(frame) > bound || cap(frame) != len(frame) {
+				t.Fatalf("Frames: frame of %d bytes (cap %d), bound %d", len(frame), cap(frame), bound)
+			}
+			got = append(got, outcome(frame, err, i))
+			var incomplete *IncompleteReadError
+			again = err != nil && !errors.As(err, &incomplete)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Frames decoded %q\nreference %q", got, want)
 	}
 }
 
