@@ -85,13 +85,12 @@
 // which sends them itself, without waiting, just before it waits for the
 // reply; Drain, Flush and Close send them too, and outside an iterator loop a
 // timer sends them if none of these comes: within a millisecond on a Conn that
-// leaves writes waiting like that, within at most 32 ms on one that reads or
+// leaves writes waiting like that, within 64 ms at worst on one that reads or
 // drains soon after each write (the timer backs off while it finds nothing to
-// do). In a Lines,
-// Frames or Chunks loop they go out when the loop next reads from the socket
-// (so the replies to pipelined requests go out together) or ends: a loop body
-// that writes and then waits on something other than the Conn calls Drain
-// first.
+// do). In a Lines, Frames or Chunks loop they go out when the loop next reads
+// from the socket (so the replies to pipelined requests go out together) or
+// ends: a loop body that writes and then waits on something other than the
+// Conn calls Drain first.
 //
 // # Frames
 //

@@ -35,9 +35,10 @@ var (
 //     reader sends them when it next reads or waits, and Drain, Flush and
 //     Close send them too; if none comes, a timer (the backstop) starts the
 //     writer goroutine: within minBackstop of the Write where the Conn has
-//     left writes waiting like this, and at most maxBackstop where it reads
-//     or drains soon after each Write (see scheduleLocked). In the body of an iterator loop (Lines, Frames,
-//     Chunks) there is no timer: the loop's next read sends them, or its end.
+//     left writes waiting like this, and within 2*maxBackstop at worst where
+//     it reads or drains soon after each Write (see scheduleLocked). In the
+//     body of an iterator loop (Lines, Frames, Chunks) there is no timer: the
+//     loop's next read sends them, or its end.
 //     A Write made while a read waits, or on a Conn never read, starts the
 //     writer goroutine at once.
 //
@@ -303,7 +304,8 @@ func (q *writeQueue) armLocked() {
 // backstop starts the writer for bytes stranded: left for the reader since
 // before the timer was armed, with nothing taken for sending since. Bytes left
 // by a later Write, after a take, are not stranded yet: the timer is armed
-// again for them, with a longer delay.
+// again for them, with a longer delay, so they wait at most this delay and
+// the next.
 func (q *writeQueue) backstop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
