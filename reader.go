@@ -396,7 +396,7 @@ func (r *Reader) take(n int) []byte {
 	if n <= smallResult && r.smalls < 2 {
 		r.smalls++
 	}
-	if n <= smallResult && n > 0 && (len(r.small) >= n || r.smalls > 0) {
+	if n <= smallResult && n > 0 && (len(r.small) >= n || r.smalls > 1) {
 		// The second small result since the Reader last waited: more are
 		// likely to follow (headers of a stream of frames). A lone one, as
 		// between the waits of an idle or request/response connection, is

@@ -28,6 +28,31 @@ func TestAtEOF(t *testing.T) {
 	is.True(c.AtEOF())
 }
 
+// A lone small result, as a request/response or idle Conn takes between
+// waits, is allocated alone: the Conn keeps no block of small results. From
+// the second one since the Reader last waited (a stream of frame headers),
+// they are carved from one block.
+func TestSmallResults(t *testing.T) {
+	is := is.New(t)
+	r := NewReader(strings.NewReader("ab\ncd\nef\n"))
+	ctx := testCtx(t)
+	line, err := r.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "ab\n")
+	is.Equal(cap(line), 3)
+	is.True(r.small == nil) // the first: alone
+
+	line, err = r.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "cd\n")
+	is.Equal(cap(line), 3)
+	is.Equal(len(r.small), smallBlock-3) // the second: from a block
+	line, err = r.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "ef\n")
+	is.Equal(len(r.small), smallBlock-6) // and the third from the same one
+}
+
 func TestReadExactly(t *testing.T) {
 	ctx := testCtx(t)
 	t.Run("zero and negative", func(t *testing.T) { // test_readexactly_zero_or_less
