@@ -95,7 +95,7 @@ func BenchmarkReadUntil(b *testing.B) {
 	b.Run("sluice", func(b *testing.B) {
 		c := NewConn(readSide(b, block, b.N*benchLineSize))
 		defer c.Abort()
-		ctx := context.Background()
+		ctx := cancellable(b)
 		b.SetBytes(benchLineSize)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -215,7 +215,7 @@ func BenchmarkSmallWrites(b *testing.B) {
 	b.Run("sluice-drain", func(b *testing.B) {
 		nc, wait := writeSide(b)
 		c := NewConn(nc)
-		ctx := context.Background()
+		ctx := cancellable(b)
 		b.SetBytes(64)
 		b.ReportAllocs()
 		b.ResetTimer()

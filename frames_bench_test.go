@@ -2,7 +2,6 @@ package sluice
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -27,7 +26,7 @@ func BenchmarkFrameRead(b *testing.B) {
 					c := NewConn(nc)
 					defer c.Abort()
 					i := 0
-					for _, err := range c.Frames(context.Background(), f) {
+					for _, err := range c.Frames(cancellable(b), f) {
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -41,8 +40,9 @@ func BenchmarkFrameRead(b *testing.B) {
 				benchFrameRead(b, size, func(b *testing.B, nc net.Conn, n int) {
 					c := NewConn(nc)
 					defer c.Abort()
+					ctx := cancellable(b)
 					for i := 0; i < n; i++ {
-						if _, err := c.ReadFrame(context.Background(), f); err != nil {
+						if _, err := c.ReadFrame(ctx, f); err != nil {
 							b.Fatal(err)
 						}
 					}
@@ -133,7 +133,7 @@ func BenchmarkFrameWrite(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					if err := c.Flush(context.Background()); err != nil {
+					if err := c.Flush(cancellable(b)); err != nil {
 						b.Fatal(err)
 					}
 				})

@@ -1,7 +1,6 @@
 package sluice
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,13 +13,14 @@ import (
 // the kernel). The peers' work is the same for both.
 func BenchmarkRelay(b *testing.B) {
 	const total = 1 << 30
+	ctx := cancellable(b)
 	relays := []struct {
 		name string
 		run  func(a, c net.Conn) error
 	}{
 		{"sluice", func(a, c net.Conn) error {
 			ca, cc := NewConn(a), NewConn(c)
-			_, _, err := Relay(context.Background(), ca, cc)
+			_, _, err := Relay(ctx, ca, cc)
 			ca.Close()
 			cc.Close()
 			return err
