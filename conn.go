@@ -74,11 +74,10 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 		c.extra = &connExtra{o.host, o.remote, o.local}
 	}
 	clock := newActivity(cfg, c.abort)
-	rc := rawConnOf(nc)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
 	c.rd.closesWith = o.closesWith
-	sock := newRawSock(rc, nc)
+	sock := newRawSock(nc)
 	c.rd.sock = sock
 	if len(o.pre) > 0 {
 		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
@@ -123,17 +122,11 @@ func Pipe(opts ...Option) (*Conn, *Conn, error) {
 // read will come to send what it queues), count what they bring, and feed the
 // timeouts' clock. Each is a few atomic loads when there is nothing to do.
 
-func (c *Conn) beforeRead() {
-	if c.q.forReader.Load() {
-		c.q.sendNow()
-	}
-}
+func (c *Conn) beforeRead() { c.q.sendNow() }
 
 func (c *Conn) waiting(msg int64) {
 	c.q.readerWaiting.Store(true)
-	if c.q.forReader.Load() { // a Write came since beforeRead
-		c.q.sendNow()
-	}
+	c.q.sendNow() // what a Write left since beforeRead
 	if c.q.clock != nil {
 		c.q.clock.waiting(msg)
 	}
@@ -164,7 +157,7 @@ func (c *Conn) eofErr() error { return c.q.resetErr() }
 
 func (c *Conn) looping(on bool) {
 	c.q.readerLooping.Store(on)
-	if !on && c.q.forReader.Load() {
+	if !on {
 		c.q.sendNow() // what the loop's body wrote last: no step is coming to send it
 	}
 }
@@ -333,11 +326,12 @@ func (c *Conn) IsClosing() bool {
 // wait_closed). It returns ctx.Err() if ctx ends first.
 func (c *Conn) WaitClosed(ctx context.Context) error {
 	c.q.mu.Lock()
+	if c.ended { // nothing to wait for, and no channel to make
+		c.q.mu.Unlock()
+		return nil
+	}
 	if c.done == nil { // made on demand: most Conns are never waited for
 		c.done = make(chan struct{})
-		if c.ended {
-			close(c.done)
-		}
 	}
 	done := c.done
 	c.q.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/sourcegraph/conc"
@@ -80,8 +79,8 @@ func dialUnix(ctx context.Context, path string, cfg *config) (net.Conn, error) {
 		// beats silently ignoring the option.
 		return nil, fmt.Errorf("sluice: dial unix %s: WithLocalAddr applies to TCP only", path)
 	}
-	if isAbstract(path) && !abstractUnixSockets {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Err: unsupported("the abstract Unix socket " + strconv.Quote(path))}
+	if err := abstractErr(path); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Err: err}
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)

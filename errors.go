@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 )
 
 var (
@@ -97,3 +98,15 @@ func (e *FrameTooLargeError) Error() string {
 
 // Is reports whether target is ErrFrameTooLarge.
 func (e *FrameTooLargeError) Is(target error) bool { return target == ErrFrameTooLarge }
+
+// unwrapOp returns what a *net.OpError wraps (a passed deadline, a closed
+// connection, an *os.SyscallError), so that sluice can wrap it itself: a
+// RawConn's failure as the Conn's read or write, a listening socket's under
+// Listen's own error, which then names the address once.
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
+}

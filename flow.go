@@ -101,9 +101,7 @@ func produce(ctx context.Context, s *Stream, c chan<- []byte, seq iter.Seq2[[]by
 			s.fail(err)
 			return
 		}
-		select {
-		case c <- bytes.Clone(v):
-		case <-ctx.Done():
+		if !sendOrDone(c, bytes.Clone(v), ctx.Done()) {
 			s.fail(ctx.Err())
 			return
 		}

@@ -187,10 +187,10 @@ func listenUnix(path string, cfg *config) (*listener, error) {
 	if path == "" {
 		return nil, errors.New("sluice: a Unix socket needs a path")
 	}
-	abstract := isAbstract(path)
-	if abstract && !abstractUnixSockets {
-		return nil, unsupported("the abstract Unix socket " + strconv.Quote(path))
+	if err := abstractErr(path); err != nil {
+		return nil, err
 	}
+	abstract := isAbstract(path)
 	if !abstract {
 		removeStaleSocket(path)
 	}
@@ -231,6 +231,15 @@ func removeStaleSocket(path string) {
 // namespace (Linux's unix(7)): "@name", or a leading NUL byte.
 func isAbstract(path string) bool {
 	return path != "" && (path[0] == '@' || path[0] == 0)
+}
+
+// abstractErr returns the error for a path naming an abstract Unix socket
+// where the platform has none, else nil.
+func abstractErr(path string) error {
+	if isAbstract(path) && !abstractUnixSockets {
+		return unsupported("the abstract Unix socket " + strconv.Quote(path))
+	}
+	return nil
 }
 
 // unsupported returns the error for a feature that this platform lacks. It

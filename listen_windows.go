@@ -2,7 +2,6 @@ package sluice
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -66,7 +65,7 @@ func listenTCPSocket(ip netip.Addr, port int, cfg *config) (net.Listener, error)
 		return err
 	}}
 	l, err := lc.Listen(context.Background(), network, netip.AddrPortFrom(ip, uint16(port)).String())
-	return l, unwrapListenError(err)
+	return l, unwrapOp(err)
 }
 
 // listenUnixSocket makes a listening AF_UNIX stream socket at path (Windows 10
@@ -76,19 +75,8 @@ func listenUnixSocket(path string, _ *config) (net.Listener, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
-		return nil, unwrapListenError(err)
+		return nil, unwrapOp(err)
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	return l, nil
-}
-
-// unwrapListenError returns what net's *net.OpError wraps (an
-// *os.SyscallError), as the Unix systems' socket calls return it, so that
-// Listen's own error does not name the address twice.
-func unwrapListenError(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Err
-	}
-	return err
 }

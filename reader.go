@@ -463,6 +463,17 @@ func (r *Reader) cancelStateLocked() *cancelState {
 	return cs
 }
 
+// disarm stops a watch whose stop function was taken from stopWatch: the
+// interrupt will never run, or it ran or is running and has finished when
+// disarm returns, so the caller may restore the deadline.
+func (cs *cancelState) disarm(stop func() bool) {
+	if stop() {
+		cs.watchWG.Done()
+	} else {
+		cs.watchWG.Wait()
+	}
+}
+
 func (r *Reader) interrupt() {
 	cs := r.cs.Load()
 	defer cs.watchWG.Done()
@@ -486,11 +497,7 @@ func (r *Reader) unwatch() {
 	if stop == nil {
 		return
 	}
-	if stop() {
-		cs.watchWG.Done() // interrupt will never run
-	} else {
-		cs.watchWG.Wait() // it ran or is running: let it finish before restoring
-	}
+	cs.disarm(stop)
 	r.dmu.Lock()
 	if r.interrupted && !r.shut {
 		r.interrupted = false
@@ -535,11 +542,7 @@ func (r *Reader) shutdown(reason error) {
 	}
 	r.dmu.Unlock()
 	if stop != nil {
-		if stop() {
-			cs.watchWG.Done()
-		} else {
-			cs.watchWG.Wait()
-		}
+		cs.disarm(stop)
 	}
 }
 
@@ -738,9 +741,9 @@ type stepper interface {
 // io.EOF, which ends the loop quietly, or another error, which is yielded
 // once and ends it. It runs on the consumer's goroutine and keeps no state of
 // its own, so breaking out of the loop loses nothing. It is generic over the
-// step's type rather than taking a func, so that each iterator calls its step
-// directly: one frame less beneath every waiting read. The loop is a function
-// of its own, not the closure, for the reason Reader.lines gives.
+// step's type rather than taking a func, so that a step is a plain value
+// (Chunks' size, Frames' framing) and no closure is made for it. The loop is
+// a function of its own, not the closure, for the reason Reader.lines gives.
 func steps[S stepper](ctx context.Context, r *Reader, s S) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) { runSteps(ctx, r, s, yield) }
 }

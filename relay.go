@@ -117,8 +117,7 @@ type relay struct {
 	a, b *Conn
 
 	mu       sync.Mutex // guards the fields below
-	err      error      // the first failure, joined with those its abort did not cause
-	aborted  bool       // a failure has aborted both Conns
+	err      error      // the first failure, joined with those its abort did not cause; once set, both Conns are aborted
 	byCtx    bool       // that failure was ctx's end
 	finished bool       // both directions have ended: ctx's end no longer matters
 }
@@ -145,11 +144,11 @@ func (rl *relay) lock() error {
 // not ctx's end, and not after ctx's end.
 func (rl *relay) fail(err error) {
 	rl.mu.Lock()
-	first := !rl.aborted && !rl.finished
+	first := rl.err == nil && !rl.finished
 	byCtx := rl.ctx.Err() != nil && errors.Is(err, rl.ctx.Err())
 	switch {
 	case first:
-		rl.err, rl.aborted, rl.byCtx = err, true, byCtx
+		rl.err, rl.byCtx = err, byCtx
 	case rl.finished, rl.byCtx, byCtx, errors.Is(err, net.ErrClosed):
 	default:
 		rl.err = errors.Join(rl.err, err)
@@ -242,7 +241,7 @@ func newSplicer(src, dst *Conn) *splicer {
 	if !ok || !ok2 || src.tls.Load() != nil || dst.tls.Load() != nil {
 		return nil
 	}
-	in := newInbound(from)
+	in := newInbound(src.rd.sock)
 	if in == nil {
 		return nil
 	}
@@ -258,6 +257,7 @@ func newSplicer(src, dst *Conn) *splicer {
 // connection that trickles.
 func (s *splicer) run(ctx context.Context, total *int64) error {
 	s.src.rd.watch(context.Background()) // an earlier read's context must not cut a wait short
+	s.src.rd.release()                   // caught up: nothing buffered, and the kernel moves what comes
 	for {
 		avail, err := s.in.wait()
 		switch {

@@ -1,9 +1,7 @@
 package sluice
 
 import (
-	"net"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,22 +10,20 @@ import (
 // without reading any: Relay's splice then moves exactly what has arrived.
 // Only the goroutine of one Relay direction uses it.
 type inbound struct {
-	rc    syscall.RawConn
-	nc    net.Conn // for the addresses in errors
+	sock  *rawSock // the socket's descriptor and addresses, as its Reader has them
 	n     int      // the bytes waiting, as ready found them
 	errno error    // ready's failure
 	peek  [1]byte
 	fn    func(uintptr) bool // ready, bound once so that a wait does not allocate
 }
 
-// newInbound returns an inbound for tc, or nil where its descriptor is not to
-// be had.
-func newInbound(tc *net.TCPConn) *inbound {
-	rc, err := tc.SyscallConn()
-	if err != nil {
+// newInbound returns an inbound for sock, or nil where there is none. Relay
+// holds the Reader's read lock, so nothing else reads through sock meanwhile.
+func newInbound(sock *rawSock) *inbound {
+	if sock == nil {
 		return nil
 	}
-	in := &inbound{rc: rc, nc: tc}
+	in := &inbound{sock: sock}
 	in.fn = in.ready
 	return in
 }
@@ -36,11 +32,11 @@ func newInbound(tc *net.TCPConn) *inbound {
 // stream has ended. A read deadline or the socket's close cuts it short.
 func (in *inbound) wait() (int, error) {
 	in.n, in.errno = 0, nil
-	if err := in.rc.Read(in.fn); err != nil {
-		return 0, opError("read", in.nc, unwrapOp(err))
+	if err := in.sock.rc.Read(in.fn); err != nil {
+		return 0, opError("read", in.sock.nc, unwrapOp(err))
 	}
 	if in.errno != nil {
-		return 0, opError("read", in.nc, in.errno)
+		return 0, opError("read", in.sock.nc, in.errno)
 	}
 	return in.n, nil
 }

@@ -2,15 +2,12 @@
 
 package sluice
 
-import (
-	"errors"
-	"net"
-)
+import "errors"
 
 // inbound is Linux's (relay_linux.go): elsewhere Relay does not splice, as
 // *net.TCPConn's ReadFrom would copy through user space anyway.
 type inbound struct{}
 
-func newInbound(*net.TCPConn) *inbound { return nil }
+func newInbound(*rawSock) *inbound { return nil }
 
 func (*inbound) wait() (int, error) { return 0, errors.ErrUnsupported }

@@ -142,8 +142,10 @@ func (s *relaySteps) of(src *Conn) (read, spliced int64) {
 
 // kernelSplices reports whether Relay splices between TCP connections here.
 func kernelSplices(t *testing.T) bool {
-	c, _ := tcpPair(t)
-	return newInbound(c.(*net.TCPConn)) != nil
+	nc, _ := tcpPair(t)
+	c := NewConn(nc)
+	defer c.Abort()
+	return newInbound(c.rd.sock) != nil
 }
 
 // passThrough sends msg from a's peer and checks that b's peer receives it:

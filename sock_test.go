@@ -117,3 +117,28 @@ func TestNetConnListenedPairs(t *testing.T) {
 		})
 	}
 }
+
+// The error numbers of a peer gone and of accepting's passing troubles
+// (platformErrors) are told apart by identity, however net wraps them.
+func TestErrorClassification(t *testing.T) {
+	for _, tc := range append(platformErrors(), errorCase{"not an errno", errors.New("sluice test: other"), false, false}) {
+		t.Run(tc.name, func(t *testing.T) {
+			is := is.New(t)
+			is.Equal(isReset(tc.err), tc.reset)
+			is.Equal(isTemporaryAccept(tc.err), tc.temporary)
+		})
+	}
+}
+
+// errorCase is an error and how it must be classified: as a peer gone
+// (isReset), as a passing trouble of accept (isTemporaryAccept).
+type errorCase struct {
+	name             string
+	err              error
+	reset, temporary bool
+}
+
+// wrapErrno wraps errno as net wraps a failed system call's.
+func wrapErrno(op string, errno error) error {
+	return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
+}

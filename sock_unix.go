@@ -10,22 +10,6 @@ import (
 	"syscall"
 )
 
-// rawConnOf returns nc's descriptor where reads and writes may go to it
-// directly: a TCP or Unix stream socket, which Go's runtime keeps
-// non-blocking. It returns nil for anything else (TLS, net.Pipe, a wrapper).
-func rawConnOf(nc net.Conn) syscall.RawConn {
-	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
-	default:
-		return nil
-	}
-	rc, err := nc.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
-}
-
 // rawSock reads and writes a socket through its descriptor. Its read fields
 // are the Conn's reading goroutine's (it holds the Reader's lock); its send
 // fields are the goroutine's that holds the write queue's sending flag
@@ -55,8 +39,17 @@ type rawSock struct {
 	writeFn func(uintptr) bool // writable, bound once
 }
 
-func newRawSock(rc syscall.RawConn, nc net.Conn) *rawSock {
-	if rc == nil {
+// newRawSock returns nc's descriptor where reads and writes may go to it
+// directly: a TCP or Unix stream socket, which Go's runtime keeps
+// non-blocking. It returns nil for anything else (TLS, net.Pipe, a wrapper).
+func newRawSock(nc net.Conn) *rawSock {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+	default:
+		return nil
+	}
+	rc, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
 		return nil
 	}
 	s := &rawSock{rc: rc, nc: nc}
@@ -165,16 +158,6 @@ func (s *rawSock) writable(fd uintptr) bool {
 func opError(op string, nc net.Conn, err error) error {
 	la := nc.LocalAddr()
 	return &net.OpError{Op: op, Net: la.Network(), Source: la, Addr: nc.RemoteAddr(), Err: err}
-}
-
-// unwrapOp returns what a RawConn's *net.OpError wraps (a passed deadline, a
-// closed connection), so the Conn can wrap it as a read or write.
-func unwrapOp(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return oe.Err
-	}
-	return err
 }
 
 // socketPair returns the two ends of a Unix stream socket pair, close-on-exec.

@@ -2,15 +2,7 @@
 
 package sluice
 
-import (
-	"errors"
-	"net"
-	"os"
-	"testing"
-
-	"github.com/matryer/is"
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 // Test helpers for what the Unix systems spell their own way; sock_windows_test.go
 // has Windows's.
@@ -59,28 +51,14 @@ func keepAliveOf(fd uintptr) (v [3]int) {
 	return v
 }
 
-// The error numbers of a peer gone and of accept(2)'s passing troubles are
-// told apart by identity, however net wraps them.
-func TestErrorClassification(t *testing.T) {
-	wrap := func(op string, errno error) error {
-		return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
-	}
-	for _, tc := range []struct {
-		name             string
-		err              error
-		reset, temporary bool
-	}{
-		{"ECONNRESET", wrap("read", unix.ECONNRESET), true, true},
-		{"EPIPE", wrap("write", unix.EPIPE), true, false},
-		{"EMFILE", wrap("accept4", unix.EMFILE), false, true},
-		{"ECONNABORTED", wrap("accept4", unix.ECONNABORTED), false, true},
-		{"EINVAL", wrap("accept4", unix.EINVAL), false, false},
-		{"not an errno", errors.New("sluice test: other"), false, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			is := is.New(t)
-			is.Equal(isReset(tc.err), tc.reset)
-			is.Equal(isTemporaryAccept(tc.err), tc.temporary)
-		})
+// platformErrors are TestErrorClassification's error numbers: a peer gone,
+// and accept(2)'s passing troubles.
+func platformErrors() []errorCase {
+	return []errorCase{
+		{"ECONNRESET", wrapErrno("read", unix.ECONNRESET), true, true},
+		{"EPIPE", wrapErrno("write", unix.EPIPE), true, false},
+		{"EMFILE", wrapErrno("accept4", unix.EMFILE), false, true},
+		{"ECONNABORTED", wrapErrno("accept4", unix.ECONNABORTED), false, true},
+		{"EINVAL", wrapErrno("accept4", unix.EINVAL), false, false},
 	}
 }

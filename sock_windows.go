@@ -8,23 +8,19 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// rawConnOf returns nil: Go drives Windows sockets with overlapped I/O, and
-// they are not non-blocking, so a read(2)-style call on the descriptor could
-// block the thread. Reads and writes go through nc's Read and Write instead,
-// and a Reader waiting for data holds its buffer.
-func rawConnOf(nc net.Conn) syscall.RawConn { return nil }
-
 // errNoRawSocket is what the raw paths would return if they were reached: they
-// are not, since rawConnOf gives them no descriptor.
+// are not, since newRawSock gives them no descriptor.
 var errNoRawSocket = errors.New("sluice: no raw socket I/O on Windows")
 
 // rawSock is the Unix systems' descriptor reader and non-waiting writer
 // (sock_unix.go); Windows has none, and newRawSock returns nil, the Reader's
 // cue to use Read and the write queue's to leave every send to its writer
-// goroutine.
+// goroutine: Go drives Windows sockets with overlapped I/O, and they are not
+// non-blocking, so a read(2)-style call on the descriptor could block the
+// thread. A Reader waiting for data there holds its buffer.
 type rawSock struct{}
 
-func newRawSock(syscall.RawConn, net.Conn) *rawSock { return nil }
+func newRawSock(net.Conn) *rawSock { return nil }
 
 func (*rawSock) read(*Reader, int64) (int, bool, error) { return 0, false, errNoRawSocket }
 

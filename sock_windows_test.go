@@ -1,14 +1,6 @@
 package sluice
 
-import (
-	"errors"
-	"net"
-	"os"
-	"testing"
-
-	"github.com/matryer/is"
-	"golang.org/x/sys/windows"
-)
+import "golang.org/x/sys/windows"
 
 // Test helpers for what Windows spells its own way; sock_unix_test.go has the
 // Unix systems'.
@@ -61,29 +53,15 @@ func keepAliveOf(fd uintptr) (v [3]int) {
 	return v
 }
 
-// The Winsock error numbers of a peer gone and of accept's passing troubles are
-// told apart by identity, however net wraps them.
-func TestErrorClassification(t *testing.T) {
-	wrap := func(op string, errno error) error {
-		return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
-	}
-	for _, tc := range []struct {
-		name             string
-		err              error
-		reset, temporary bool
-	}{
-		{"WSAECONNRESET", wrap("wsarecv", windows.WSAECONNRESET), true, true},
-		{"WSAECONNABORTED", wrap("wsasend", windows.WSAECONNABORTED), true, true},
-		{"ERROR_NETNAME_DELETED", wrap("wsarecv", windows.ERROR_NETNAME_DELETED), true, true},
-		{"WSAEMFILE", wrap("acceptex", windows.WSAEMFILE), false, true},
-		{"WSAENOBUFS", wrap("acceptex", windows.WSAENOBUFS), false, true},
-		{"WSAEINVAL", wrap("acceptex", windows.WSAEINVAL), false, false},
-		{"not an errno", errors.New("sluice test: other"), false, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			is := is.New(t)
-			is.Equal(isReset(tc.err), tc.reset)
-			is.Equal(isTemporaryAccept(tc.err), tc.temporary)
-		})
+// platformErrors are TestErrorClassification's Winsock error numbers: a peer
+// gone, and accept's passing troubles.
+func platformErrors() []errorCase {
+	return []errorCase{
+		{"WSAECONNRESET", wrapErrno("wsarecv", windows.WSAECONNRESET), true, true},
+		{"WSAECONNABORTED", wrapErrno("wsasend", windows.WSAECONNABORTED), true, true},
+		{"ERROR_NETNAME_DELETED", wrapErrno("wsarecv", windows.ERROR_NETNAME_DELETED), true, true},
+		{"WSAEMFILE", wrapErrno("acceptex", windows.WSAEMFILE), false, true},
+		{"WSAENOBUFS", wrapErrno("acceptex", windows.WSAENOBUFS), false, true},
+		{"WSAEINVAL", wrapErrno("acceptex", windows.WSAEINVAL), false, false},
 	}
 }

@@ -196,11 +196,12 @@ func (q *writeQueue) write(ctx context.Context, bufs ...[]byte) (int, error) {
 	}
 	n := q.size
 	q.appendLocked(bufs...)
+	q.scheduleLocked()
 	return q.size - n, nil
 }
 
-// appendLocked queues bufs, pauses writing once the queue has passed the high
-// watermark, and makes sure what is queued will be sent.
+// appendLocked queues bufs and pauses writing once the queue has passed the
+// high watermark; the caller makes sure what is queued will be sent.
 func (q *writeQueue) appendLocked(bufs ...[]byte) {
 	for _, b := range bufs {
 		q.reserveLocked(len(b))
@@ -211,7 +212,6 @@ func (q *writeQueue) appendLocked(bufs ...[]byte) {
 	if q.size > q.high {
 		q.paused = true
 	}
-	q.scheduleLocked()
 }
 
 // offer queues a copy of p unless limit bytes or more are queued already,
@@ -232,9 +232,10 @@ func (q *writeQueue) offer(p []byte, limit int) (bool, error) {
 		return false, nil
 	}
 	q.appendLocked(p)
-	if q.forReader.Load() {
+	if !q.sending {
 		// The publisher is not the member's reader: its bytes do not wait
-		// for that reader's next read.
+		// for that reader's next read, nor arm the backstop for it. (A send
+		// under way takes them, or starts the writer for them, when done.)
 		q.startLocked()
 	}
 	return true, nil
@@ -384,12 +385,20 @@ func (q *writeQueue) drainLoop() {
 	q.broadcastLocked()
 }
 
-// sendNow tries once, without waiting, to hand what is queued to the kernel,
-// where a Write left it for the Conn's reader (forReader). The reading
-// goroutine calls it before a read from the socket (the reply it is about to
-// wait for may need the request sent first), and Drain calls it. Whatever the
-// socket does not take at once is left to the writer goroutine.
+// sendNow sends what a Write left for the Conn's reader (forReader), if
+// anything: the reading goroutine calls it before a read from the socket (the
+// reply it is about to wait for may need the request sent first), and Drain
+// calls it. It is a load of forReader where there is nothing to send.
 func (q *writeQueue) sendNow() {
+	if q.forReader.Load() {
+		q.sendQueued()
+	}
+}
+
+// sendQueued tries once, without waiting, to hand what is queued to the
+// kernel. Whatever the socket does not take at once is left to the writer
+// goroutine.
+func (q *writeQueue) sendQueued() {
 	batch, sock := q.takeForSend()
 	if batch == nil {
 		return
@@ -689,9 +698,7 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // the timeout that closed the Conn). Any number of goroutines may wait in
 // Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
-	if c.q.forReader.Load() {
-		c.q.sendNow() // what a Write left for the reader goes out now
-	}
+	c.q.sendNow() // what a Write left for the reader goes out now
 	return c.q.drain(ctx)
 }
 

@@ -439,8 +439,9 @@ func TestBackstopBacksOff(t *testing.T) {
 	waitUntil(t, func() bool { return delay() == minBackstop })
 }
 
-// sendNow with a full socket buffer sends what fits, keeps the rest first in
-// line, and leaves it to the writer goroutine: nothing is lost or reordered.
+// sendNow's send (sendQueued) with a full socket buffer sends what fits,
+// keeps the rest first in line, and leaves it to the writer goroutine:
+// nothing is lost or reordered.
 func TestSendNowOnFullSocket(t *testing.T) {
 	is := is.New(t)
 	c, peer := connPair(t)
@@ -461,7 +462,7 @@ func TestSendNowOnFullSocket(t *testing.T) {
 	}
 	_, err := c.Write(want)
 	is.NoErr(err)
-	c.q.sendNow() // as a read about to block would
+	c.q.sendQueued() // as a read about to block would, with what is queued
 	got := readAllAsync(peer)
 	is.NoErr(c.Close())
 	b := <-got
