@@ -21,21 +21,47 @@ var errClosed = fmt.Errorf("sluice: %w", net.ErrClosed)
 // A Conn owns its net.Conn. One goroutine reads at a time; writes, Drain, Flush,
 // Close, Stats and the deadline setters are safe from any goroutine. A quiet Conn
 // holds no goroutine and no write buffer, and over a Unix socket (TCP, Unix) no
-// read buffer either.
+// read buffer either; a Conn that has never written holds no write queue.
 type Conn struct {
-	rd      Reader                   // the reading half
-	q       writeQueue               // the writing half; q.clock is WithIdleTimeout's and WithMessageTimeout's (timeout.go), or nil
-	raw     net.Conn                 // the connection as dialled or accepted; never changes
-	cfg     *config                  // shared with the Server or Dial that made it; read-only
-	onClose func()                   // called once the Conn is closing, or nil
-	extra   *connExtra               // what few Conns have, or nil
-	tls     atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
-	nread   atomic.Int64             // bytes read (Stats)
-	done    chan struct{}            // closed once ended; made by the first WaitClosed, guarded by q.mu
+	rd      Reader                     // the reading half
+	wq      atomic.Pointer[writeQueue] // the writing half: made when first needed (see queue), never replaced
+	reads   readerState                // what the reads tell the write queue
+	clock   *activity                  // WithIdleTimeout's and WithMessageTimeout's clock (timeout.go), or nil
+	raw     net.Conn                   // the connection as dialled or accepted; never changes
+	cfg     *config                    // shared with the Server or Dial that made it; read-only
+	onClose func()                     // called once the Conn is closing, or nil
+	extra   *connExtra                 // what few Conns have, or nil
+	tls     atomic.Pointer[tlsState]   // the TLS layer, once the handshake is done (tls.go)
+	nread   atomic.Int64               // bytes read (Stats)
+	done    chan struct{}              // closed once ended; made by the first WaitClosed, guarded by the queue's mu
 
 	tearOnce sync.Once
 	accepted bool // made by a Server: StartTLS takes the server side
-	ended    bool // teardown is done; guarded by q.mu
+	ended    bool // teardown is done; guarded by the queue's mu
+}
+
+// readerState is what a Conn's reads tell its write queue (see writeQueue):
+// whether the Conn has been read, whether a read is waiting for data now, and
+// whether an iterator loop runs. The Conn keeps it, not the queue, so that a
+// queue made later knows it.
+type readerState struct{ bits atomic.Uint32 }
+
+const (
+	readerUsed    uint32 = 1 << iota // the Conn has been read
+	readerWaiting                    // a read is waiting for data
+	readerLooping                    // a Lines, Frames or Chunks loop runs
+)
+
+func (s *readerState) has(b uint32) bool { return s.bits.Load()&b != 0 }
+
+// set turns b on or off; it writes only where b changes.
+func (s *readerState) set(b uint32, on bool) {
+	switch v := s.bits.Load(); {
+	case on && v&b == 0:
+		s.bits.Or(b)
+	case !on && v&b != 0:
+		s.bits.And(^b)
+	}
 }
 
 // connExtra is what a Conn has only where it was dialled or is behind a PROXY
@@ -73,22 +99,42 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 	if o.host != "" || o.remote != nil || o.local != nil {
 		c.extra = &connExtra{o.host, o.remote, o.local}
 	}
-	clock := newActivity(cfg, c.abort)
+	c.clock = newActivity(cfg, c)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
 	c.rd.closesWith = o.closesWith
-	sock := newRawSock(nc)
-	c.rd.sock = sock
+	c.rd.sock = newRawSock(nc)
 	if len(o.pre) > 0 {
 		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
 		c.nread.Add(int64(len(o.pre)))
 	}
-	c.q.init(nc, sock, cfg.high, cfg.low, clock)
-	if clock != nil {
-		clock.begin() // last: the timer's abort reads what is set above
+	if c.clock != nil {
+		c.clock.begin() // last: the timer's abort reads what is set above
 	}
 	return c
+}
+
+// queue returns the Conn's write queue, making it on first use: by a write,
+// Close, or anything else that needs it. Until then a Conn is 288 B smaller,
+// which is what a Server's many read-only or not yet answered connections
+// save. Where two goroutines make one at once, the first one stored wins.
+func (c *Conn) queue() *writeQueue {
+	if q := c.wq.Load(); q != nil {
+		return q
+	}
+	q := &writeQueue{out: c.raw, sock: c.rd.sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
+	if c.wq.CompareAndSwap(nil, q) {
+		return q
+	}
+	return c.wq.Load()
+}
+
+// sendNow sends what a Write left for the Conn's reads, if there is a queue.
+func (c *Conn) sendNow() {
+	if q := c.wq.Load(); q != nil {
+		q.sendNow()
+	}
 }
 
 // Pipe returns two Conns connected to each other over a socket pair
@@ -122,22 +168,20 @@ func Pipe(opts ...Option) (*Conn, *Conn, error) {
 // read will come to send what it queues), count what they bring, and feed the
 // timeouts' clock. Each is a few atomic loads when there is nothing to do.
 
-func (c *Conn) beforeRead() { c.q.sendNow() }
+func (c *Conn) beforeRead() { c.sendNow() }
 
 func (c *Conn) waiting(msg int64) {
-	c.q.readerWaiting.Store(true)
-	c.q.sendNow() // what a Write left since beforeRead
-	if c.q.clock != nil {
-		c.q.clock.waiting(msg)
+	c.reads.set(readerWaiting, true)
+	c.sendNow() // what a Write left since beforeRead
+	if c.clock != nil {
+		c.clock.waiting(msg)
 	}
 }
 
 func (c *Conn) afterRead(n int) {
-	if c.q.readerWaiting.Load() {
-		c.q.readerWaiting.Store(false)
-	}
-	if !c.q.readerUsed.Load() {
-		c.q.readerUsed.Store(true)
+	if v := c.reads.bits.Load(); v&(readerUsed|readerWaiting) != readerUsed {
+		c.reads.set(readerWaiting, false)
+		c.reads.set(readerUsed, true)
 	}
 	c.countRead(int64(n))
 }
@@ -147,18 +191,23 @@ func (c *Conn) afterRead(n int) {
 func (c *Conn) countRead(n int64) {
 	if n > 0 {
 		c.nread.Add(n)
-		if c.q.clock != nil {
-			c.q.clock.read()
+		if c.clock != nil {
+			c.clock.read()
 		}
 	}
 }
 
-func (c *Conn) eofErr() error { return c.q.resetErr() }
+func (c *Conn) eofErr() error {
+	if q := c.wq.Load(); q != nil {
+		return q.resetErr()
+	}
+	return nil
+}
 
 func (c *Conn) looping(on bool) {
-	c.q.readerLooping.Store(on)
+	c.reads.set(readerLooping, on)
 	if !on {
-		c.q.sendNow() // what the loop's body wrote last: no step is coming to send it
+		c.sendNow() // what the loop's body wrote last: no step is coming to send it
 	}
 }
 
@@ -241,12 +290,13 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // (by Close, Abort or a timeout) it returns why: an error matching net.ErrClosed,
 // or ErrIdleTimeout or ErrMessageTimeout.
 func (c *Conn) Close() error {
-	if !c.q.close(errClosed) {
+	q := c.queue()
+	if !q.close(errClosed) {
 		return c.closeReason()
 	}
 	c.rd.shutdown(errClosed)
 	c.closing()
-	err := c.q.flushForClose(c.cfg.closeTimeout)
+	err := q.flushForClose(c.cfg.closeTimeout)
 	if cerr := c.teardown(true); err == nil {
 		err = cerr
 	}
@@ -263,10 +313,11 @@ func (c *Conn) Abort() { c.abort(errClosed) }
 
 // abort is Abort for reason: the user's (errClosed) or a timeout's.
 func (c *Conn) abort(reason error) {
-	if c.q.close(reason) {
+	q := c.queue()
+	if q.close(reason) {
 		c.rd.shutdown(reason)
 	}
-	c.q.abort()
+	q.abort()
 	c.armReset()
 	c.closing()
 	c.raw.Close() // ends a graceful close under way (a TLS close_notify) too
@@ -287,11 +338,16 @@ func (c *Conn) closing() {
 	}
 }
 
-// closeReason returns why the Conn is closed, or nil while it is open.
+// closeReason returns why the Conn is closed, or nil while it is open. A Conn
+// with no queue is open: closing makes one.
 func (c *Conn) closeReason() error {
-	c.q.mu.Lock()
-	defer c.q.mu.Unlock()
-	return c.q.closeErr
+	q := c.wq.Load()
+	if q == nil {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closeErr
 }
 
 // teardown closes the transport, which ends a blocked read or send, and waits
@@ -300,17 +356,18 @@ func (c *Conn) closeReason() error {
 func (c *Conn) teardown(graceful bool) error {
 	var err error
 	c.tearOnce.Do(func() {
-		if c.q.clock != nil {
-			c.q.clock.stop()
+		if c.clock != nil {
+			c.clock.stop()
 		}
 		err = c.closeTransport(graceful)
-		c.q.stop()
-		c.q.mu.Lock()
+		q := c.queue()
+		q.stop()
+		q.mu.Lock()
 		c.ended = true
 		if c.done != nil {
 			close(c.done)
 		}
-		c.q.mu.Unlock()
+		q.mu.Unlock()
 	})
 	return err
 }
@@ -325,16 +382,17 @@ func (c *Conn) IsClosing() bool {
 // goroutine or by a timeout, and its writer goroutine has ended (asyncio's
 // wait_closed). It returns ctx.Err() if ctx ends first.
 func (c *Conn) WaitClosed(ctx context.Context) error {
-	c.q.mu.Lock()
+	q := c.queue()
+	q.mu.Lock()
 	if c.ended { // nothing to wait for, and no channel to make
-		c.q.mu.Unlock()
+		q.mu.Unlock()
 		return nil
 	}
 	if c.done == nil { // made on demand: most Conns are never waited for
 		c.done = make(chan struct{})
 	}
 	done := c.done
-	c.q.mu.Unlock()
+	q.mu.Unlock()
 	select {
 	case <-done:
 		return nil

@@ -424,7 +424,7 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 // before it. It does not close the Conn. Another goroutine may write to the
 // Conn meanwhile; each value's bytes stay together.
 func (c *Conn) WriteFrom(ctx context.Context, in <-chan []byte) (int64, error) {
-	return c.writeFrom(ctx, in, func(p []byte) (int, error) { return c.q.write(ctx, p) })
+	return c.writeFrom(ctx, in, func(p []byte) (int, error) { return c.queue().write(ctx, p) })
 }
 
 // WriteFramesFrom is WriteFrom with WriteFrame for each value: f's header,

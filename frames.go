@@ -206,7 +206,7 @@ func (c *Conn) writeFrame(ctx context.Context, f Framing, payload []byte) (int, 
 	if err != nil {
 		return 0, err
 	}
-	return c.q.write(ctx, h.buf[:h.n], payload, h.tail)
+	return c.queue().write(ctx, h.buf[:h.n], payload, h.tail)
 }
 
 // readSized reads the frame whose header s parses and returns it as a view

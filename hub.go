@@ -201,7 +201,7 @@ type tally struct {
 // offer queues p on m if it has less than limit bytes queued, else applies the
 // Hub's SlowPolicy, and adds the outcome to t.
 func (h *Hub) offer(m *member, p []byte, limit int, t *tally) {
-	switch ok, err := m.c.q.offer(p, limit); {
+	switch ok, err := m.c.queue().offer(p, limit); {
 	case ok:
 		t.queued++
 	case err == errWritesHeld:
@@ -240,7 +240,7 @@ func (h *Hub) Members() int {
 	n, sweep := 0, false
 	h.mu.RLock()
 	for _, m := range h.members {
-		if !m.gone.Load() && m.c.q.takesWrites() {
+		if !m.gone.Load() && m.c.queue().takesWrites() {
 			n++
 			continue
 		}

@@ -381,7 +381,7 @@ func TestHubMemberDuringStartTLS(t *testing.T) {
 	h.Join(c)
 	upgraded := make(chan error, 1)
 	go func() { upgraded <- c.StartTLS(ctx, clientTLS(), WithServerName("localhost")) }()
-	waitUntil(t, func() bool { c.q.mu.Lock(); defer c.q.mu.Unlock(); return c.q.upgrading })
+	waitUntil(t, func() bool { q := c.queue(); q.mu.Lock(); defer q.mu.Unlock(); return q.upgrading })
 	is.Equal(h.Publish([]byte("during\n")), 0)
 	is.Equal(h.Members(), 1)
 

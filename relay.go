@@ -266,14 +266,15 @@ func (s *splicer) run(ctx context.Context, total *int64) error {
 		case avail == 0:
 			return io.EOF
 		}
-		if err := s.dst.q.hold(ctx, opWrite); err != nil {
+		q := s.dst.queue()
+		if err := q.hold(ctx, opWrite); err != nil {
 			return err
 		}
 		s.lr.N = int64(min(avail, spliceChunk))
 		n, err := s.to.ReadFrom(&s.lr)
 		s.src.countRead(n)
-		s.dst.q.spliced(n)
-		s.dst.q.release(nil, nil)
+		q.spliced(n)
+		q.release(nil, nil)
 		*total += n
 		if testHookRelayStep != nil {
 			testHookRelayStep(s.src, n, true)

@@ -577,7 +577,7 @@ func TestRelayConcurrentRead(t *testing.T) {
 		_, err := b.c.ReadLine(ctx)
 		reading <- err
 	}()
-	waitUntil(t, b.c.q.readerWaiting.Load) // ReadLine holds b's reads
+	waitUntil(t, func() bool { return b.c.reads.has(readerWaiting) }) // ReadLine holds b's reads
 	for _, pair := range [][2]*Conn{{a.c, b.c}, {b.c, a.c}} {
 		_, _, err := Relay(ctx, pair[0], pair[1])
 		is.Equal(err, ErrConcurrentRead)

@@ -128,7 +128,7 @@ func TestConnOptionsReachAcceptedConns(t *testing.T) {
 	got := make(chan seen, 1)
 	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
 		_, err := c.ReadLine(ctx)
-		got <- seen{c.accepted, c.q.high, c.q.low, err}
+		got <- seen{c.accepted, c.queue().high, c.queue().low, err}
 		return nil
 	}, WithLimit(8), WithWriteBufferLimits(1000, 10))
 	c := srvDial(t, s.Addrs()[0])

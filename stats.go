@@ -15,16 +15,14 @@ type ConnStats struct {
 // any goroutine at any time; counting costs an atomic add per read from the
 // socket and nothing per line or frame.
 func (c *Conn) Stats() ConnStats {
-	q := &c.q
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return ConnStats{
-		BytesRead:    c.nread.Load(),
-		BytesWritten: q.written,
-		QueuedPeak:   q.peak,
-		DrainWaits:   q.drainWaits,
-		DrainWaited:  q.drainWaited,
+	st := ConnStats{BytesRead: c.nread.Load()}
+	if q := c.wq.Load(); q != nil { // else nothing was written
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		st.BytesWritten, st.QueuedPeak = q.written, q.peak
+		st.DrainWaits, st.DrainWaited = q.drainWaits, q.drainWaited
 	}
+	return st
 }
 
 // ServerStats are a Server's counters since it was made. Every count is exact.

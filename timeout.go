@@ -30,7 +30,7 @@ func (e *timeoutError) Is(target error) bool { return target == os.ErrDeadlineEx
 // deadline still holds, and if not sets itself for the one that does.
 type activity struct {
 	idle, message time.Duration
-	expire        func(error)  // aborts the Conn with the timeout's error
+	conn          *Conn        // the Conn it aborts with the timeout's error
 	start         time.Time    // the times below are nanoseconds since start, on the monotonic clock
 	last          atomic.Int64 // when a byte was last read or handed to the kernel
 
@@ -43,18 +43,18 @@ type activity struct {
 	stopped  bool
 }
 
-// newActivity returns the clock for cfg's timeouts, expire to call when one
+// newActivity returns the clock for cfg's timeouts, which aborts c when one
 // passes, or nil when neither is set: then the Conn pays nothing. The clock
 // runs once begin is called.
-func newActivity(cfg *config, expire func(error)) *activity {
+func newActivity(cfg *config, c *Conn) *activity {
 	if cfg.idleTimeout <= 0 && cfg.messageTimeout <= 0 {
 		return nil
 	}
-	return &activity{idle: cfg.idleTimeout, message: cfg.messageTimeout, expire: expire, start: time.Now(), msg: -1}
+	return &activity{idle: cfg.idleTimeout, message: cfg.messageTimeout, conn: c, start: time.Now(), msg: -1}
 }
 
 // begin starts the idle timeout. Call it once the Conn is fully made: from
-// then on the timer may fire, and expire runs on the timer's goroutine.
+// then on the timer may fire, and the abort runs on the timer's goroutine.
 func (a *activity) begin() {
 	if a.idle > 0 {
 		a.mu.Lock()
@@ -141,7 +141,7 @@ func (a *activity) check() {
 	if err != nil {
 		a.stopped = true
 		a.mu.Unlock()
-		a.expire(err)
+		a.conn.abort(err)
 		return
 	}
 	if next != 0 {

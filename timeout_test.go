@@ -233,7 +233,7 @@ func TestTimeoutOptions(t *testing.T) {
 	is.True(err != nil)
 	a, b, err := Pipe(WithIdleTimeout(0), WithMessageTimeout(0)) // none
 	is.NoErr(err)
-	is.True(a.q.clock == nil) // nothing at all when the options are off
+	is.True(a.clock == nil) // nothing at all when the options are off
 	a.Close()
 	b.Close()
 }

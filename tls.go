@@ -189,7 +189,8 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	case r.err != nil:
 		return fmt.Errorf("sluice: StartTLS: %w", r.err)
 	}
-	if err := c.q.hold(ctx, opHold); err != nil {
+	q := c.queue()
+	if err := q.hold(ctx, opHold); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
 	var pre []byte
@@ -205,14 +206,14 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	if err := tc.HandshakeContext(ctx); err != nil {
 		err = handshakeErr(parent, ctx, sc, err)
 		c.Abort()
-		c.q.release(nil, err) // held Writes see the Conn closed
+		q.release(nil, err) // held Writes see the Conn closed
 		return err
 	}
 	r.dmu.Lock()
 	r.rd, r.sock, r.full = tc, nil, false // tc forwards deadlines to the raw conn, where the user's already is
 	r.dmu.Unlock()
 	c.tls.Store(&tlsState{conn: tc, cfg: cfg, base: base, shutdown: sc.tlsShutdown})
-	c.q.release(tc, nil)
+	q.release(tc, nil)
 	return nil
 }
 

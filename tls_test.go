@@ -540,14 +540,15 @@ func TestStartTLSWritesDuringUpgrade(t *testing.T) {
 			c, peer := connPair(t)
 			upgraded := make(chan error, 1)
 			go func() { upgraded <- c.StartTLS(ctx, clientTLS(), WithServerName("localhost")) }()
-			waitUntil(t, func() bool { c.q.mu.Lock(); defer c.q.mu.Unlock(); return c.q.upgrading })
+			waitUntil(t, func() bool { q := c.queue(); q.mu.Lock(); defer q.mu.Unlock(); return q.upgrading })
 			is.Equal(c.WriteEOF(), errCannotEOF)
 			wrote := make(chan error, 1)
 			go func() { _, err := c.Write([]byte("during\n")); wrote <- err }()
 			waitUntil(t, func() bool { // the Write waits on the queue
-				c.q.mu.Lock()
-				defer c.q.mu.Unlock()
-				return c.q.wake != nil
+				q := c.queue()
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				return q.wake != nil
 			})
 			if closeEarly {
 				c.Close()

@@ -76,14 +76,15 @@ type writeQueue struct {
 	drainWaits  int64
 	drainWaited time.Duration
 
-	// What the Conn's reads tell the queue (see the Conn's read hook): whether
-	// the Conn has been read, and whether a read is waiting for data now; and
-	// what the queue tells them: forReader says a Write left what it queued
-	// for the next read to send. A Write stores forReader before it looks at
-	// readerWaiting, and a read stores readerWaiting before it looks at
-	// forReader, so that of a Write and a read about to wait, at least one
-	// sees the other.
-	readerUsed, readerWaiting, readerLooping, forReader atomic.Bool
+	// What the Conn's reads tell the queue (the Conn's readerState, see its
+	// read hook): whether the Conn has been read, whether a read is waiting
+	// for data now, whether an iterator loop runs; and what the queue tells
+	// them: forReader says a Write left what it queued for the next read to
+	// send. A Write stores forReader before it looks at readerWaiting, and a
+	// read stores readerWaiting before it looks at forReader, so that of a
+	// Write and a read about to wait, at least one sees the other.
+	reads     *readerState
+	forReader atomic.Bool
 
 	wg sync.WaitGroup // the writer goroutine
 }
@@ -106,11 +107,6 @@ const (
 	opEOF                  // half-close
 	opHold                 // hold writes for StartTLS
 )
-
-// init readies q to send to out; sock is out's descriptor, or nil.
-func (q *writeQueue) init(out net.Conn, sock *rawSock, high, low int, clock *activity) {
-	q.out, q.sock, q.high, q.low, q.clock = out, sock, high, low, clock
-}
 
 // errLocked is the one place that decides whether op may go on, and why not,
 // in this order: the queue closed (by Close, Abort or a timeout: its reason),
@@ -270,7 +266,7 @@ func (q *writeQueue) scheduleLocked() {
 	switch {
 	case q.running || q.sending:
 		return // the sender takes what is queued now when it is done
-	case q.sock == nil || !q.readerUsed.Load():
+	case q.sock == nil || !q.reads.has(readerUsed):
 		q.startLocked()
 		return
 	}
@@ -278,9 +274,9 @@ func (q *writeQueue) scheduleLocked() {
 		q.forReader.Store(true)
 	}
 	switch {
-	case q.readerWaiting.Load():
+	case q.reads.has(readerWaiting):
 		q.startLocked() // no read is coming to send it
-	case q.readerLooping.Load():
+	case q.reads.has(readerLooping):
 		// An iterator loop's body wrote: the loop's next read, or its end,
 		// sends it; no timer (one that fires for every exchange costs more
 		// than the exchange saves).
@@ -678,13 +674,13 @@ func (q *writeQueue) canEOFLocked() bool {
 // (os.ErrDeadlineExceeded) once the write deadline has passed. Write is safe to
 // call from many goroutines; each Write's bytes stay together.
 func (c *Conn) Write(p []byte) (int, error) {
-	return c.q.write(context.Background(), p)
+	return c.queue().write(context.Background(), p)
 }
 
 // Writev queues bufs as one write (asyncio's writelines), with Write's pausing
 // and errors, and returns the bytes queued.
 func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
-	n, err := c.q.write(context.Background(), bufs...)
+	n, err := c.queue().write(context.Background(), bufs...)
 	return int64(n), err
 }
 
@@ -698,8 +694,9 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // the timeout that closed the Conn). Any number of goroutines may wait in
 // Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
-	c.q.sendNow() // what a Write left for the reader goes out now
-	return c.q.drain(ctx)
+	q := c.queue()
+	q.sendNow() // what a Write left for the reader goes out now
+	return q.drain(ctx)
 }
 
 // drain waits while writing is paused, counting the wait in Stats.
@@ -734,7 +731,7 @@ func (q *writeQueue) drain(ctx context.Context) error {
 // to the kernel. It returns the sticky write error if a send failed, ctx.Err() if
 // ctx ends first, and an error matching net.ErrClosed after Close or Abort.
 func (c *Conn) Flush(ctx context.Context) error {
-	q := &c.q
+	q := c.queue()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.flushLocked(ctx, time.Time{}, false)
@@ -748,7 +745,7 @@ func (c *Conn) SetWriteBufferLimits(high, low int) error {
 	if err := checkLimits(high, low); err != nil {
 		return err
 	}
-	q := &c.q
+	q := c.queue()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.high, q.low = high, low
@@ -764,17 +761,22 @@ func (c *Conn) SetWriteBufferLimits(high, low int) error {
 // WriteBufferSize returns the bytes accepted by Write and not yet handed to the
 // kernel, a batch being sent included (asyncio's get_write_buffer_size).
 func (c *Conn) WriteBufferSize() int {
-	c.q.mu.Lock()
-	defer c.q.mu.Unlock()
-	return c.q.size
+	q := c.wq.Load()
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.size
 }
 
 // CanWriteEOF reports whether WriteEOF can half-close this Conn (asyncio's
 // can_write_eof): true over TCP and Unix sockets, false over TLS.
 func (c *Conn) CanWriteEOF() bool {
-	c.q.mu.Lock()
-	defer c.q.mu.Unlock()
-	return c.q.canEOFLocked()
+	q := c.queue()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.canEOFLocked()
 }
 
 // WriteEOF half-closes the connection once the queued data is sent (asyncio's
@@ -784,7 +786,7 @@ func (c *Conn) CanWriteEOF() bool {
 // returns an error where CanWriteEOF is false (and while StartTLS runs, or a
 // Relay splices into the Conn), and after Close or Abort.
 func (c *Conn) WriteEOF() error {
-	q := &c.q
+	q := c.queue()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	switch err := q.errLocked(opEOF); {
@@ -804,7 +806,7 @@ func (c *Conn) WriteEOF() error {
 // A passed deadline makes Write fail at once with a timeout error. Data already
 // queued is sent regardless; Close bounds that. A zero t means no deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
-	q := &c.q
+	q := c.queue()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.deadline = t

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -367,7 +368,7 @@ func TestWriteBetweenReadsIsSent(t *testing.T) {
 			read := make(chan error, 1)
 			if then == "read waiting" {
 				go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
-				waitUntil(t, c.q.readerWaiting.Load)
+				waitUntil(t, func() bool { return c.reads.has(readerWaiting) })
 			}
 			_, err := c.Write([]byte("reply\n"))
 			is.NoErr(err)
@@ -416,9 +417,10 @@ func TestBackstopBacksOff(t *testing.T) {
 	is := is.New(t)
 	c, peer := activeReader(t)
 	delay := func() time.Duration {
-		c.q.mu.Lock()
-		defer c.q.mu.Unlock()
-		return c.q.delay
+		q := c.queue()
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.delay
 	}
 	got := make([]byte, 2)
 	peer.SetReadDeadline(time.Now().Add(testTimeout))
@@ -462,7 +464,7 @@ func TestSendNowOnFullSocket(t *testing.T) {
 	}
 	_, err := c.Write(want)
 	is.NoErr(err)
-	c.q.sendQueued() // as a read about to block would, with what is queued
+	c.queue().sendQueued() // as a read about to block would, with what is queued
 	got := readAllAsync(peer)
 	is.NoErr(c.Close())
 	b := <-got
@@ -647,4 +649,77 @@ func TestWriteInLoopBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Conn makes its write queue when something first needs it, and until then
+// behaves as one with an empty queue: a Conn that only reads holds none.
+func TestQueueMadeOnFirstUse(t *testing.T) {
+	t.Run("read-only", func(t *testing.T) {
+		is := is.New(t)
+		c, peer := connPair(t)
+		_, err := peer.Write([]byte("hello\n"))
+		is.NoErr(err)
+		line, err := c.ReadLine(testCtx(t))
+		is.NoErr(err)
+		is.Equal(string(line), "hello\n")
+		is.True(c.wq.Load() == nil) // reading made no queue
+		is.Equal(c.WriteBufferSize(), 0)
+		is.Equal(c.Stats(), ConnStats{BytesRead: 6})
+		is.True(!c.IsClosing())
+		is.True(c.wq.Load() == nil) // nor did asking about it
+
+		_, err = c.Write([]byte("back\n"))
+		is.NoErr(err)
+		is.True(c.wq.Load() != nil)
+		peer.SetReadDeadline(time.Now().Add(testTimeout))
+		got, err := bufio.NewReader(peer).ReadString('\n')
+		is.NoErr(err)
+		is.Equal(got, "back\n")
+	})
+	t.Run("closed unwritten", func(t *testing.T) {
+		is := is.New(t)
+		c, peer := connPair(t)
+		is.NoErr(c.Close())
+		is.True(c.IsClosing())
+		is.NoErr(c.WaitClosed(testCtx(t)))
+		_, err := c.Write([]byte("late\n"))
+		is.True(errors.Is(err, net.ErrClosed))
+		peer.SetReadDeadline(time.Now().Add(testTimeout))
+		_, err = peer.Read(make([]byte, 1))
+		is.Equal(err, io.EOF)
+	})
+	t.Run("first writes at once", func(t *testing.T) {
+		// Writers racing to make the queue share one: every Write's bytes
+		// arrive, each Write's together.
+		is := is.New(t)
+		c, peer := connPair(t)
+		const writers, each = 8, 50
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if _, err := c.Write([]byte(fmt.Sprintf("%d\n", w))); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		is.NoErr(c.Flush(testCtx(t)))
+		is.NoErr(c.Close())
+		peer.SetReadDeadline(time.Now().Add(testTimeout))
+		all, err := io.ReadAll(peer)
+		is.NoErr(err)
+		counts := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSuffix(string(all), "\n"), "\n") {
+			counts[l]++
+		}
+		is.Equal(len(counts), writers)
+		for w := range writers {
+			is.Equal(counts[fmt.Sprint(w)], each)
+		}
+	})
 }
