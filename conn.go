@@ -40,28 +40,36 @@ type Conn struct {
 	ended    bool // teardown is done; guarded by the queue's mu
 }
 
-// readerState is what a Conn's reads tell its write queue (see writeQueue):
-// whether the Conn has been read, whether a read is waiting for data now, and
-// whether an iterator loop runs. The Conn keeps it, not the queue, so that a
-// queue made later knows it.
+// readerState is what a Conn's reads and its write queue tell each other (see
+// writeQueue): whether the Conn has been read, whether a read is waiting for
+// data now, whether an iterator loop runs; and whether a Write left what it
+// queued for the next read to send. The Conn keeps it, not the queue: a queue
+// made later knows it, and a read finds out that it has nothing to send in
+// the Conn itself. One word, so that of a Write that sets forReader and a
+// read that sets readerWaiting, each an atomic read-modify-write of it, the
+// second sees the first: the read sends, or the Write starts the writer.
 type readerState struct{ bits atomic.Uint32 }
 
 const (
 	readerUsed    uint32 = 1 << iota // the Conn has been read
 	readerWaiting                    // a read is waiting for data
 	readerLooping                    // a Lines, Frames or Chunks loop runs
+	forReader                        // a Write left its bytes for the next read
 )
 
 func (s *readerState) has(b uint32) bool { return s.bits.Load()&b != 0 }
 
-// set turns b on or off; it writes only where b changes.
-func (s *readerState) set(b uint32, on bool) {
-	switch v := s.bits.Load(); {
+// set turns b on or off and returns the bits as they are now; it writes only
+// where b changes.
+func (s *readerState) set(b uint32, on bool) uint32 {
+	v := s.bits.Load()
+	switch {
 	case on && v&b == 0:
-		s.bits.Or(b)
+		return s.bits.Or(b) | b
 	case !on && v&b != 0:
-		s.bits.And(^b)
+		return s.bits.And(^b) &^ b
 	}
+	return v
 }
 
 // connExtra is what a Conn has only where it was dialled or is behind a PROXY
@@ -130,10 +138,10 @@ func (c *Conn) queue() *writeQueue {
 	return c.wq.Load()
 }
 
-// sendNow sends what a Write left for the Conn's reads, if there is a queue.
+// sendNow sends what a Write left for the Conn's reads, if anything.
 func (c *Conn) sendNow() {
-	if q := c.wq.Load(); q != nil {
-		q.sendNow()
+	if c.reads.has(forReader) { // only a queue sets it
+		c.wq.Load().sendQueued()
 	}
 }
 

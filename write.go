@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -76,15 +75,9 @@ type writeQueue struct {
 	drainWaits  int64
 	drainWaited time.Duration
 
-	// What the Conn's reads tell the queue (the Conn's readerState, see its
-	// read hook): whether the Conn has been read, whether a read is waiting
-	// for data now, whether an iterator loop runs; and what the queue tells
-	// them: forReader says a Write left what it queued for the next read to
-	// send. A Write stores forReader before it looks at readerWaiting, and a
-	// read stores readerWaiting before it looks at forReader, so that of a
-	// Write and a read about to wait, at least one sees the other.
-	reads     *readerState
-	forReader atomic.Bool
+	// What the Conn's reads and the queue tell each other: the Conn's
+	// readerState (see the Conn's read hook).
+	reads *readerState
 
 	wg sync.WaitGroup // the writer goroutine
 }
@@ -270,13 +263,10 @@ func (q *writeQueue) scheduleLocked() {
 		q.startLocked()
 		return
 	}
-	if !q.forReader.Load() {
-		q.forReader.Store(true)
-	}
-	switch {
-	case q.reads.has(readerWaiting):
+	switch v := q.reads.set(forReader, true); {
+	case v&readerWaiting != 0:
 		q.startLocked() // no read is coming to send it
-	case q.reads.has(readerLooping):
+	case v&readerLooping != 0:
 		// An iterator loop's body wrote: the loop's next read, or its end,
 		// sends it; no timer (one that fires for every exchange costs more
 		// than the exchange saves).
@@ -307,7 +297,7 @@ func (q *writeQueue) backstop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.armed = false
-	waiting := q.forReader.Load() && !q.sending
+	waiting := q.reads.has(forReader) && !q.sending
 	if waiting && q.takes == q.armAt {
 		q.delay = minBackstop
 		q.startLocked()
@@ -382,11 +372,12 @@ func (q *writeQueue) drainLoop() {
 }
 
 // sendNow sends what a Write left for the Conn's reader (forReader), if
-// anything: the reading goroutine calls it before a read from the socket (the
-// reply it is about to wait for may need the request sent first), and Drain
-// calls it. It is a load of forReader where there is nothing to send.
+// anything: Drain calls it, and the Conn's reading goroutine, before a read
+// from the socket (the reply it is about to wait for may need the request
+// sent first), through Conn.sendNow. It is a load of forReader where there
+// is nothing to send.
 func (q *writeQueue) sendNow() {
-	if q.forReader.Load() {
+	if q.reads.has(forReader) {
 		q.sendQueued()
 	}
 }
@@ -435,9 +426,7 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 	q.pending = nil // the next Write takes a buffer from the pool
 	q.sending = true
 	q.takes++
-	if q.forReader.Load() {
-		q.forReader.Store(false)
-	}
+	q.reads.set(forReader, false)
 	return batch, out
 }
 

@@ -521,7 +521,7 @@ func TestInlineSendsKeepOrder(t *testing.T) {
 // while it was being sent.
 func TestPartialSendRequeuesFirst(t *testing.T) {
 	is := is.New(t)
-	q := &writeQueue{high: 1 << 10}
+	q := &writeQueue{high: 1 << 10, reads: &readerState{}}
 	q.pending = []byte("abcdef")
 	q.size = 6
 	batch, _ := q.takeLocked()
@@ -722,4 +722,19 @@ func TestQueueMadeOnFirstUse(t *testing.T) {
 			is.Equal(counts[fmt.Sprint(w)], each)
 		}
 	})
+}
+
+// readerState.set reports the bits as they are after it, whether or not it
+// had to change them.
+func TestReaderStateSet(t *testing.T) {
+	is := is.New(t)
+	var s readerState
+	is.Equal(s.set(readerUsed, true), readerUsed)
+	is.Equal(s.set(readerUsed, true), readerUsed) // already on
+	is.Equal(s.set(forReader, true), readerUsed|forReader)
+	is.True(s.has(forReader))
+	is.Equal(s.set(readerUsed, false), forReader)
+	is.Equal(s.set(readerUsed, false), forReader) // already off
+	is.Equal(s.set(forReader, false), uint32(0))
+	is.True(!s.has(forReader))
 }
