@@ -25,7 +25,7 @@ var errClosed = fmt.Errorf("sluice: %w", net.ErrClosed)
 type Conn struct {
 	rd      Reader                     // the reading half
 	wq      atomic.Pointer[writeQueue] // the writing half: made when first needed (see queue), never replaced
-	reads   readerState                // what the reads tell the write queue
+	reads   readerState                // what the reads and the write queue tell each other
 	clock   *activity                  // WithIdleTimeout's and WithMessageTimeout's clock (timeout.go), or nil
 	raw     net.Conn                   // the connection as dialled or accepted; never changes
 	cfg     *config                    // shared with the Server or Dial that made it; read-only
