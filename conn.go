@@ -131,6 +131,11 @@ func (c *Conn) queue() *writeQueue {
 	if q := c.wq.Load(); q != nil {
 		return q
 	}
+	return c.makeQueue()
+}
+
+// makeQueue is queue's first use, apart so that queue inlines.
+func (c *Conn) makeQueue() *writeQueue {
 	q := &writeQueue{out: c.raw, sock: c.rd.sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
 	if c.wq.CompareAndSwap(nil, q) {
 		return q

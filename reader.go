@@ -198,20 +198,23 @@ func (r *Reader) lock(ctx context.Context) error {
 // ReadExactly), which WithMessageTimeout bounds once its first byte is in.
 //
 // It returns the sticky error if there is one, ctx.Err() if ctx has ended
-// (keeping whatever was read; the close's reason where the Conn has closed
-// too), a timeout if the user's read deadline passed, or the read error,
-// which then sticks.
+// (keeping whatever was read), a timeout if the user's read deadline passed,
+// or the read error, which then sticks.
 func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 	if r.err != nil {
 		return r.err
 	}
-	if err := ctx.Err(); err != nil {
-		if r.closed.Load() {
-			// Closing a Server's Conn cancels its handler's ctx too: the
-			// close, which came first, is the reason.
-			return r.closeErr
+	// A Server handler's ctx (closesWith) ends only with the Conn's close,
+	// which the read itself then reports: no need to look at it (a cache
+	// miss per read with many connections). A ctx that ended with the close
+	// (one made from the handler's) reports the close too.
+	if ctx != r.closesWith {
+		if err := ctx.Err(); err != nil {
+			if r.closed.Load() {
+				return r.closeErr
+			}
+			return err
 		}
-		return err
 	}
 	at := int64(-1)
 	if msg && r.w > r.r {

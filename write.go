@@ -178,15 +178,17 @@ func (q *writeQueue) admitLocked(ctx context.Context) error {
 // write queues bufs as one write, waiting as admitLocked does, and returns the
 // bytes queued.
 func (q *writeQueue) write(ctx context.Context, bufs ...[]byte) (int, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.mu.Lock() // unlocked by hand: this is every Write's path
 	if err := q.admitLocked(ctx); err != nil {
+		q.mu.Unlock()
 		return 0, err
 	}
 	n := q.size
 	q.appendLocked(bufs...)
 	q.scheduleLocked()
-	return q.size - n, nil
+	n = q.size - n
+	q.mu.Unlock()
+	return n, nil
 }
 
 // appendLocked queues bufs and pauses writing once the queue has passed the
