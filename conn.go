@@ -134,9 +134,15 @@ func (c *Conn) queue() *writeQueue {
 	return c.makeQueue()
 }
 
-// makeQueue is queue's first use, apart so that queue inlines.
+// makeQueue is queue's first use, apart so that queue inlines. It may run on
+// any goroutine, so it reads the socket under the Reader's dmu, as StartTLS
+// swaps it (StartTLS makes the queue first: one made by a goroutine that
+// loses the race to store it is dropped).
 func (c *Conn) makeQueue() *writeQueue {
-	q := &writeQueue{out: c.raw, sock: c.rd.sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
+	c.rd.dmu.Lock()
+	sock := c.rd.sock
+	c.rd.dmu.Unlock()
+	q := &writeQueue{out: c.raw, sock: sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
 	if c.wq.CompareAndSwap(nil, q) {
 		return q
 	}

@@ -94,8 +94,11 @@ type Reader struct {
 	sticky bool        // a Conn's: the watch stays armed between reads (see below)
 	closed atomic.Bool // the owning Conn was closed or aborted
 
-	rd       io.Reader
-	sock     *rawSock // rd's descriptor, where a read can wait without a buffer (Unix sockets); nil otherwise
+	// The stream, and its descriptor where a read can wait without a buffer
+	// (Unix sockets; else nil). StartTLS swaps both, under dmu.
+	rd   io.Reader
+	sock *rawSock
+
 	hook     readHook // the owning Conn's, or nil
 	closeErr error    // why the Conn closed: written once, before closed is set
 
