@@ -685,7 +685,10 @@ func (c *Conn) Writev(bufs ...[]byte) (int64, error) {
 // the timeout that closed the Conn). Any number of goroutines may wait in
 // Drain. A Drain that waits counts in Stats.
 func (c *Conn) Drain(ctx context.Context) error {
-	q := c.queue()
+	q := c.wq.Load()
+	if q == nil {
+		return nil // nothing written, and open: closing makes the queue
+	}
 	q.sendNow() // what a Write left for the reader goes out now
 	return q.drain(ctx)
 }

@@ -666,7 +666,8 @@ func TestQueueMadeOnFirstUse(t *testing.T) {
 		is.Equal(c.WriteBufferSize(), 0)
 		is.Equal(c.Stats(), ConnStats{BytesRead: 6})
 		is.True(!c.IsClosing())
-		is.True(c.wq.Load() == nil) // nor did asking about it
+		is.NoErr(c.Drain(testCtx(t)))
+		is.True(c.wq.Load() == nil) // nor did asking about it, or Drain
 
 		_, err = c.Write([]byte("back\n"))
 		is.NoErr(err)
@@ -684,6 +685,7 @@ func TestQueueMadeOnFirstUse(t *testing.T) {
 		is.NoErr(c.WaitClosed(testCtx(t)))
 		_, err := c.Write([]byte("late\n"))
 		is.True(errors.Is(err, net.ErrClosed))
+		is.True(errors.Is(c.Drain(testCtx(t)), net.ErrClosed))
 		peer.SetReadDeadline(time.Now().Add(testTimeout))
 		_, err = peer.Read(make([]byte, 1))
 		is.Equal(err, io.EOF)
