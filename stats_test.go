@@ -75,8 +75,11 @@ func TestConnStatsDrainWaits(t *testing.T) {
 	st := c.Stats()
 	is.Equal(st.DrainWaits, int64(1))
 	is.True(st.DrainWaited >= 20*time.Millisecond)
-	go io.Copy(io.Discard, peer) // now it reads: the next Drain waits and succeeds
-	is.NoErr(c.Drain(testCtx(t)))
+	drained := make(chan error, 1)
+	go func() { drained <- c.Drain(testCtx(t)) }()
+	waitUntil(t, func() bool { return c.Stats().DrainWaits == 2 }) // it waits
+	go io.Copy(io.Discard, peer)                                   // now the peer reads: that Drain succeeds
+	is.NoErr(recv(t, drained))
 	is.Equal(c.Stats().DrainWaits, int64(2))
 	is.NoErr(c.Drain(testCtx(t))) // not paused: no wait
 	is.Equal(c.Stats().DrainWaits, int64(2))
