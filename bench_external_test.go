@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/sluice-go/sluice"
 )
@@ -27,10 +25,10 @@ func BenchmarkLines(b *testing.B) {
 			opts []sluice.Option
 		}{
 			{"sluice", nil},
-			{"sluice+timeouts", []sluice.Option{sluice.WithIdleTimeout(time.Minute), sluice.WithMessageTimeout(time.Minute)}},
+			{"sluice+timeouts", sluice.TimedOpts()},
 		} {
 			b.Run(fmt.Sprintf("size=%d/%s", size, v.name), func(b *testing.B) {
-				c := sluice.NewConn(userReadSide(b, block, b.N*size), v.opts...)
+				c := sluice.NewConn(sluice.ReadSide(b, block, b.N*size), v.opts...)
 				defer c.Abort()
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
@@ -50,7 +48,7 @@ func BenchmarkLines(b *testing.B) {
 			})
 		}
 		b.Run(fmt.Sprintf("size=%d/bufio.Scanner", size), func(b *testing.B) {
-			sc := bufio.NewScanner(userReadSide(b, block, b.N*size))
+			sc := bufio.NewScanner(sluice.ReadSide(b, block, b.N*size))
 			sc.Buffer(make([]byte, 64<<10), 64<<10)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -67,49 +65,4 @@ func BenchmarkLines(b *testing.B) {
 			}
 		})
 	}
-}
-
-// userReadSide returns the receiving end of a loopback TCP connection whose
-// peer goroutine sends total bytes of block, repeated, and then closes. The
-// benchmark's cleanup closes both ends and waits for the peer.
-func userReadSide(b *testing.B, block []byte, total int) net.Conn {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept() // nil if the dial below failed and closed ln
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		ln.Close()
-		<-accepted
-		b.Fatal(err)
-	}
-	server := <-accepted
-	if server == nil {
-		client.Close()
-		b.Fatal("accept failed")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer server.Close()
-		for total > 0 {
-			n := min(total, len(block))
-			if _, err := server.Write(block[:n]); err != nil {
-				return
-			}
-			total -= n
-		}
-	}()
-	b.Cleanup(func() {
-		client.Close()
-		server.Close()
-		<-done
-	})
-	return client
 }

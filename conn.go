@@ -149,7 +149,11 @@ func (c *Conn) makeQueue() *writeQueue {
 	return c.wq.Load()
 }
 
-// sendNow sends what a Write left for the Conn's reads, if anything.
+// sendNow sends what a Write left for the Conn's reads (forReader), if
+// anything: the reading goroutine calls it before a read from the socket (the
+// reply it is about to wait for may need the request sent first), and Drain
+// calls it. It is a load of the Conn's readerState where there is nothing to
+// send.
 func (c *Conn) sendNow() {
 	if c.reads.has(forReader) { // only a queue sets it
 		c.wq.Load().sendQueued()

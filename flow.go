@@ -419,9 +419,10 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 //
 // If ctx ends it returns the bytes written so far and ctx.Err() at once, also
 // where in was closed by ctx's end (an upstream Flow on the same ctx); values
-// not yet received stay in the channel, and what is queued stays queued. A write error (the sticky error, an error matching net.ErrClosed, a
-// timeout that closed the Conn) is returned as it is, with the bytes written
-// before it. It does not close the Conn. Another goroutine may write to the
+// not yet received stay in the channel, and what is queued stays queued. A
+// write error (the sticky error, an error matching net.ErrClosed, a timeout
+// that closed the Conn) is returned as it is, with the bytes written before
+// it. It does not close the Conn. Another goroutine may write to the
 // Conn meanwhile; each value's bytes stay together.
 func (c *Conn) WriteFrom(ctx context.Context, in <-chan []byte) (int64, error) {
 	return c.writeFrom(ctx, in, func(p []byte) (int, error) { return c.queue().write(ctx, p) })

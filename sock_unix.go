@@ -13,7 +13,7 @@ import (
 // rawSock reads and writes a socket through its descriptor. Its read fields
 // are the Conn's reading goroutine's (it holds the Reader's lock); its send
 // fields are the goroutine's that holds the write queue's sending flag
-// (writeQueue.sendNow, from a read or Drain); so they need no other guard.
+// (Conn.sendNow, from a read or Drain); so they need no other guard.
 // One allocation per Conn.
 //
 // A read that finds nothing gives an empty buffer back and waits on the
@@ -138,6 +138,9 @@ func (s *rawSock) sendFailed(err error) error {
 	}
 	return opError("write", s.nc, os.NewSyscallError("write", s.werrno))
 }
+
+// writable is trySend's callback: one write(2), which takes what the socket
+// has room for, or nothing (EAGAIN) without waiting.
 func (s *rawSock) writable(fd uintptr) bool {
 	for {
 		n, err := syscall.Write(int(fd), s.buf)

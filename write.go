@@ -373,17 +373,6 @@ func (q *writeQueue) drainLoop() {
 	q.broadcastLocked()
 }
 
-// sendNow sends what a Write left for the Conn's reader (forReader), if
-// anything: Drain calls it, and the Conn's reading goroutine, before a read
-// from the socket (the reply it is about to wait for may need the request
-// sent first), through Conn.sendNow. It is a load of forReader where there
-// is nothing to send.
-func (q *writeQueue) sendNow() {
-	if q.reads.has(forReader) {
-		q.sendQueued()
-	}
-}
-
 // sendQueued tries once, without waiting, to hand what is queued to the
 // kernel. Whatever the socket does not take at once is left to the writer
 // goroutine.
@@ -396,8 +385,8 @@ func (q *writeQueue) sendQueued() {
 	q.sendDone(batch, n, err)
 }
 
-// takeForSend takes what is queued for sendNow, or returns nil where sendNow
-// has nothing to do. sendNow's own frame, beneath the write(2), stays small:
+// takeForSend takes what is queued for Conn.sendNow, or returns nil where
+// there is nothing to do. sendNow's frame, beneath the write(2), stays small:
 // it often sits beneath a handler's read loop (see Server.serveConn).
 func (q *writeQueue) takeForSend() ([]byte, *rawSock) {
 	q.mu.Lock()
@@ -651,13 +640,16 @@ func (q *writeQueue) canEOFLocked() bool {
 // write(2) that does not wait, just before it waits for the reply, sparing the
 // writer goroutine's wake-up on another core. Such bytes go out when the Conn
 // next reads or waits, or at the next Drain, Flush or Close, or, if none of
-// these comes within a millisecond, through the writer goroutine. In the body
-// of a Lines, Frames or Chunks loop they go out when the loop next reads from
-// the socket (a step that finds its record buffered does not read, so the
-// replies to pipelined requests go out together), at the loop's end, or at a
-// Drain, Flush or Close, with no timer: a loop body that writes and then waits
-// on something other than the Conn calls Drain first. A Write made while a read
-// is waiting, or on a Conn never read, starts the writer at once.
+// these comes, through the writer goroutine: within a millisecond on a Conn
+// that leaves writes waiting like that, within 64 ms at worst on one that
+// reads or drains soon after each Write (the timer behind it backs off while
+// it finds nothing to do). In the body of a Lines, Frames or Chunks loop they
+// go out when the loop next reads from the socket (a step that finds its
+// record buffered does not read, so the replies to pipelined requests go out
+// together), at the loop's end, or at a Drain, Flush or Close, with no timer:
+// a loop body that writes and then waits on something other than the Conn
+// calls Drain first. A Write made while a read is waiting, or on a Conn never
+// read, starts the writer at once.
 //
 // Errors: the sticky error of an earlier failed send; an error matching
 // net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed
@@ -689,7 +681,7 @@ func (c *Conn) Drain(ctx context.Context) error {
 	if q == nil {
 		return nil // nothing written, and open: closing makes the queue
 	}
-	q.sendNow() // what a Write left for the reader goes out now
+	c.sendNow() // what a Write left for the reader goes out now
 	return q.drain(ctx)
 }
 

@@ -441,7 +441,7 @@ func TestBackstopBacksOff(t *testing.T) {
 	waitUntil(t, func() bool { return delay() == minBackstop })
 }
 
-// sendNow's send (sendQueued) with a full socket buffer sends what fits,
+// Conn.sendNow's send (sendQueued) with a full socket buffer sends what fits,
 // keeps the rest first in line, and leaves it to the writer goroutine:
 // nothing is lost or reordered.
 func TestSendNowOnFullSocket(t *testing.T) {
