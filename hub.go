@@ -152,8 +152,9 @@ func (h *Hub) sweep() {
 // MaxQueued bytes, past its high watermark if need be, and returns how many
 // members it queued p for. A member at MaxQueued misses p (DropMessages) or is
 // aborted and removed (Disconnect). A member whose Conn takes no more writes
-// (see Hub) is removed and not counted; one in the middle of StartTLS misses p
-// and stays.
+// (see Hub) is removed and not counted. A member whose transport StartTLS is
+// switching, or into which a Relay is splicing, gets p queued: it is sent once
+// that is done (over TLS after StartTLS; after the splice step under way).
 //
 // Publish never blocks on the network. It waits only for locks held briefly:
 // the Hub's while Join, leave or Close change the members, and each member's
@@ -204,8 +205,6 @@ func (h *Hub) offer(m *member, p []byte, limit int, t *tally) {
 	switch ok, err := m.c.queue().offer(p, limit); {
 	case ok:
 		t.queued++
-	case err == errWritesHeld:
-		// StartTLS is switching m's transport: m misses p.
 	case err != nil:
 		m.gone.Store(true) // m leaves by itself
 		t.sweep = true

@@ -2,6 +2,7 @@ package sluice
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -370,9 +371,9 @@ func TestHubMembersLeaveByThemselves(t *testing.T) {
 	}
 }
 
-// A member whose transport StartTLS is switching misses what is published
-// meanwhile, without counting as Dropped or being disconnected, and gets the
-// messages published after the handshake, over TLS.
+// A member whose transport StartTLS is switching gets what is published
+// meanwhile once the handshake is done, over TLS and before what is published
+// after it; nothing goes out in plaintext during the handshake.
 func TestHubMemberDuringStartTLS(t *testing.T) {
 	is := is.New(t)
 	ctx := testCtx(t)
@@ -381,19 +382,91 @@ func TestHubMemberDuringStartTLS(t *testing.T) {
 	h.Join(c)
 	upgraded := make(chan error, 1)
 	go func() { upgraded <- c.StartTLS(ctx, clientTLS(), WithServerName("localhost")) }()
-	waitUntil(t, func() bool { q := c.queue(); q.mu.Lock(); defer q.mu.Unlock(); return q.upgrading })
-	is.Equal(h.Publish([]byte("during\n")), 0)
+	waitUntil(t, func() bool { q := c.queue(); q.mu.Lock(); defer q.mu.Unlock(); return q.held })
+	is.Equal(h.Publish([]byte("during\n")), 1)
 	is.Equal(h.Members(), 1)
 
-	tp := tls.Server(peer, serverTLS())
+	tp := tls.Server(peer, serverTLS()) // a stray plaintext byte would fail its handshake
 	tp.SetDeadline(time.Now().Add(testTimeout))
 	is.NoErr(tp.HandshakeContext(ctx))
 	is.NoErr(recv(t, upgraded))
 	is.Equal(h.Publish([]byte("after\n")), 1)
+	br := bufio.NewReader(tp)
+	for _, want := range []string{"during\n", "after\n"} {
+		line, err := br.ReadString('\n')
+		is.NoErr(err)
+		is.Equal(line, want)
+	}
+	is.Equal(h.Stats(), HubStats{Published: 2, Delivered: 2})
+}
+
+// What is published while StartTLS still waits for earlier Writes to go out
+// goes after the handshake, over TLS: the earlier bytes, then the handshake,
+// then the message.
+func TestHubPublishWhileStartTLSWaits(t *testing.T) {
+	is := is.New(t)
+	ctx := testCtx(t)
+	h := NewHub(HubConfig{MaxQueued: 64 << 20})
+	c, peer := connPair(t)
+	h.Join(c)
+	peer.SetDeadline(time.Now().Add(testTimeout))
+	early := randomBytes(t, 8<<20) // more than the socket buffers hold; the peer does not read yet
+	_, err := c.Write(early)
+	is.NoErr(err)
+	upgraded := make(chan error, 1)
+	go func() { upgraded <- c.StartTLS(ctx, clientTLS(), WithServerName("localhost")) }()
+	waitUntil(t, func() bool { q := c.queue(); q.mu.Lock(); defer q.mu.Unlock(); return q.upgrading })
+	is.Equal(h.Publish([]byte("during\n")), 1)
+
+	got := make([]byte, len(early))
+	_, err = io.ReadFull(peer, got)
+	is.NoErr(err)
+	is.True(bytes.Equal(got, early))
+	tp := tls.Server(peer, serverTLS())
+	is.NoErr(tp.HandshakeContext(ctx))
+	is.NoErr(recv(t, upgraded))
 	line, err := bufio.NewReader(tp).ReadString('\n')
 	is.NoErr(err)
-	is.Equal(line, "after\n")
-	is.Equal(h.Stats(), HubStats{Published: 2, Delivered: 1})
+	is.Equal(line, "during\n")
+}
+
+// A member into which a Relay splices gets what is published during a splice
+// step, whole, right after the step's bytes, and the relay goes on.
+func TestHubMemberRelayDestination(t *testing.T) {
+	if !kernelSplices(t) {
+		t.Skip("Relay does not splice here")
+	}
+	is := is.New(t)
+	h := NewHub(HubConfig{})
+	a, b := newRelayEnd(t, "tcp"), newRelayEnd(t, "tcp")
+	h.Join(b.c)
+	published := make(chan int, 1)
+	var once sync.Once
+	testHookRelayStep = func(src *Conn, n int64, spliced bool) {
+		if spliced && src == a.c {
+			once.Do(func() { published <- h.Publish([]byte("published\n")) }) // while the step holds b's queue
+		}
+	}
+	t.Cleanup(func() { testHookRelayStep = nil })
+	relay := goRelay(testCtx(t), a.c, b.c)
+
+	passThrough(t, a, b, "relayed 1\n")
+	is.Equal(recv(t, published), 1)
+	got := make([]byte, len("published\n"))
+	_, err := io.ReadFull(b.peer, got)
+	is.NoErr(err)
+	is.Equal(string(got), "published\n")
+	passThrough(t, a, b, "relayed 2\n")
+	is.Equal(h.Stats(), HubStats{Published: 1, Delivered: 1})
+
+	is.NoErr(halfClose(a.peer))
+	is.NoErr(halfClose(b.peer))
+	rest, err := io.ReadAll(b.peer)
+	is.NoErr(err)
+	is.Equal(len(rest), 0)
+	r := recv(t, relay)
+	is.NoErr(r.err)
+	is.Equal(r.aToB, int64(len("relayed 1\nrelayed 2\n")))
 }
 
 // Many goroutines publish while others join, leave and count members: each

@@ -20,7 +20,8 @@ const (
 )
 
 // testHookRelayStep, if not nil, is told of every step of a Relay direction:
-// n bytes from src, through its Reader or spliced in the kernel.
+// n bytes from src, through its Reader or spliced in the kernel (a spliced
+// step is told while it still holds the destination's write queue).
 var testHookRelayStep func(src *Conn, n int64, spliced bool)
 
 // Relay copies a's incoming bytes to b and b's to a, bytes already buffered in
@@ -50,7 +51,7 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // other goroutines are safe: each Write's bytes stay together and go out
 // between two relayed chunks, at no particular point of the stream; a Write
 // that comes while the kernel moves a chunk waits for it (its write deadline
-// applies). Close or Abort by another goroutine ends the relay as a failure,
+// applies), and a Hub's Publish queues its copy to go out right after it. Close or Abort by another goroutine ends the relay as a failure,
 // and so does WriteEOF once the relay next writes to that Conn. Relay runs
 // each direction in a goroutine of its own and waits for both.
 //
@@ -274,11 +275,11 @@ func (s *splicer) run(ctx context.Context, total *int64) error {
 		n, err := s.to.ReadFrom(&s.lr)
 		s.src.countRead(n)
 		q.spliced(n)
-		q.release(nil, nil)
 		*total += n
 		if testHookRelayStep != nil {
 			testHookRelayStep(s.src, n, true)
 		}
+		q.release(nil, nil)
 		switch {
 		case err != nil:
 			return s.why(err)

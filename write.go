@@ -15,7 +15,6 @@ var (
 	errWriteAfterEOF = fmt.Errorf("sluice: write after WriteEOF: %w", net.ErrClosed)
 	errCannotEOF     = errors.New("sluice: the transport cannot write EOF")
 	errTLSAfterEOF   = fmt.Errorf("sluice: StartTLS after WriteEOF: %w", net.ErrClosed)
-	errWritesHeld    = errors.New("sluice: writes are held while StartTLS switches the transport")
 )
 
 // writeQueue is a Conn's write side: a bounded, byte-counted buffer and
@@ -55,6 +54,8 @@ type writeQueue struct {
 	err       error      // the first failed send; sticky
 	eof       eofState
 	upgrading bool      // held (hold): StartTLS is switching the transport, or Relay splicing; Writes wait
+	held      bool      // hold has returned: the holder has the connection, and nothing is sent until release
+	late      int       // bytes at the end of pending that offer queued while upgrading: they wait for release
 	deadline  time.Time // the write deadline: bounds a Write blocked by the pause
 	// wake is closed (then cleared) when the queue changes in a way a waiter
 	// may care about: size falls, an error sticks, it closes, the deadline or
@@ -208,21 +209,22 @@ func (q *writeQueue) appendLocked(bufs ...[]byte) {
 // offer queues a copy of p unless limit bytes or more are queued already,
 // without waiting and past the high watermark if need be (Hub.Publish's rule).
 // It reports whether p was queued; if not, the error says why the queue cannot
-// take writes (errWritesHeld while StartTLS holds them), and nil means it is
-// full.
+// take writes, and nil means it is full. While the queue is held (hold), p
+// waits at the end of the queue for release, behind what came before the hold.
 func (q *writeQueue) offer(p []byte, limit int) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err := q.errLocked(opWrite); err != nil {
 		return false, err
 	}
-	if q.upgrading {
-		return false, errWritesHeld
-	}
 	if q.size >= limit {
 		return false, nil
 	}
 	q.appendLocked(p)
+	if q.upgrading {
+		q.late += len(p)
+		return true, nil
+	}
 	if !q.sending {
 		// The publisher is not the member's reader: its bytes do not wait
 		// for that reader's next read, nor arm the backstop for it. (A send
@@ -332,9 +334,9 @@ func (q *writeQueue) releaseBufsLocked() {
 }
 
 // startLocked starts the writer goroutine if there is something to send and
-// none runs.
+// none runs, unless a holder has the connection.
 func (q *writeQueue) startLocked() {
-	if q.running || q.torn || (len(q.pending) == 0 && q.eof != eofWanted) {
+	if q.running || q.torn || q.held || (len(q.pending) == q.late && q.eof != eofWanted) {
 		return
 	}
 	q.running = true
@@ -353,7 +355,7 @@ func (q *writeQueue) drainLoop() {
 	defer q.mu.Unlock()
 	// While sendNow is sending, leave the queue to it: it starts a writer
 	// again if it leaves anything behind.
-	for q.err == nil && len(q.pending) > 0 && !q.sending {
+	for q.err == nil && len(q.pending) > q.late && !q.sending {
 		batch, out := q.takeLocked()
 		q.mu.Unlock()
 		n, err := out.Write(batch)
@@ -411,10 +413,15 @@ func (q *writeQueue) sendDone(batch []byte, n int, err error) {
 }
 
 // takeLocked takes everything pending as the next batch to send and marks it
-// being sent.
+// being sent, but for the late bytes, which stay queued for after the hold.
 func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 	batch, out = q.pending, q.out
 	q.pending = nil // the next Write takes a buffer from the pool
+	if q.late > 0 {
+		n := len(batch) - q.late
+		q.pending = append(getBuf(q.late)[:0], batch[n:]...)
+		batch = batch[:n]
+	}
 	q.sending = true
 	q.takes++
 	q.reads.set(forReader, false)
@@ -478,7 +485,7 @@ func (q *writeQueue) failLocked(err error) {
 // dropLocked drops everything not yet being sent and ends the pause.
 func (q *writeQueue) dropLocked() {
 	q.size -= len(q.pending)
-	q.pending = q.pending[:0]
+	q.pending, q.late = q.pending[:0], 0
 	q.paused = false
 	q.broadcastLocked()
 }
@@ -562,14 +569,17 @@ func (q *writeQueue) stop() {
 // hold stops the queue from accepting writes and waits until everything queued
 // has been handed to the kernel and the writer goroutine has ended, so the
 // holder has the connection to itself: StartTLS for its handshake (op opHold),
-// Relay for one splice (op opWrite). On error nothing is held.
+// Relay for one splice (op opWrite). Writes wait meanwhile; what a Hub
+// publishes is queued (offer) and sent after release. On error nothing is
+// held.
 func (q *writeQueue) hold(ctx context.Context, op queueOp) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.upgrading = true
 	for {
 		err := q.errLocked(op)
-		if err == nil && q.size == 0 && !q.running && !q.sending {
+		if err == nil && q.size == q.late && !q.running && !q.sending {
+			q.held = true
 			return nil
 		}
 		if err == nil {
@@ -577,15 +587,15 @@ func (q *writeQueue) hold(ctx context.Context, op queueOp) error {
 			err = q.waitLocked(ctx, time.Time{})
 		}
 		if err != nil {
-			q.upgrading = false
-			q.broadcastLocked()
+			q.unholdLocked()
 			return err
 		}
 	}
 }
 
 // release ends the hold: writes go on, to out if it is not nil (TLS, which
-// sendNow must not bypass). A failed upgrade's error sticks.
+// sendNow must not bypass), and what was published meanwhile is sent. A
+// failed upgrade's error sticks.
 func (q *writeQueue) release(out net.Conn, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -593,7 +603,14 @@ func (q *writeQueue) release(out net.Conn, err error) {
 		q.out, q.sock = out, nil
 	}
 	q.failLocked(err)
-	q.upgrading = false
+	q.unholdLocked()
+}
+
+// unholdLocked ends a hold, or a hold that failed: the late bytes are sent
+// like any others, and Writes waiting for the hold go on.
+func (q *writeQueue) unholdLocked() {
+	q.upgrading, q.held, q.late = false, false, 0
+	q.startLocked()
 	q.broadcastLocked()
 }
 
