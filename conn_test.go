@@ -11,11 +11,24 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/matryer/is"
 
 	"golang.org/x/net/nettest"
 )
+
+// A Conn and its write queue stay in their size classes on 64-bit systems
+// (352 and 288 bytes): every accepted connection holds a Conn, and every one
+// that writes a queue, so a field more costs each of them a class more.
+func TestConnFootprint(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are for 64-bit systems")
+	}
+	is := is.New(t)
+	is.True(unsafe.Sizeof(Conn{}) <= 352)
+	is.True(unsafe.Sizeof(writeQueue{}) <= 288)
+}
 
 func TestNetConnPipe(t *testing.T) {
 	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) {

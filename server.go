@@ -451,17 +451,16 @@ func (s *Server) handle(nc net.Conn) {
 	// the Conn (or the connection, while its PROXY header is awaited), which
 	// ends the handler's reads and writes and cancels its ctx.
 	if s.cfg.proxy == ProxyOff {
-		ctx, c := s.openLocked(nc, proxyInfo{})
-		go s.serveConn(ctx, c)
+		go s.serveConn(s.openLocked(nc, proxyInfo{}))
 		return
 	}
 	s.pending[nc] = false
 	go s.serveProxied(nc)
 }
 
-// openLocked makes the Conn for nc and its handler's ctx, which the Conn
-// cancels when it closes, and registers the Conn.
-func (s *Server) openLocked(nc net.Conn, p proxyInfo) (context.Context, *Conn) {
+// openLocked makes and registers the Conn for nc, with its handler's ctx, which
+// the Conn keeps (closesWith) and cancels when it closes.
+func (s *Server) openLocked(nc net.Conn, p proxyInfo) *Conn {
 	ctx, cancel := context.WithCancel(s.base)
 	// The Conn cancels ctx whenever it closes (Close, Abort, a timeout), and
 	// the Server closes it once the handler returns: reads with ctx need not
@@ -471,7 +470,7 @@ func (s *Server) openLocked(nc net.Conn, p proxyInfo) (context.Context, *Conn) {
 		remote: p.remote, local: p.local, pre: p.rest,
 	})
 	s.conns[c] = false
-	return ctx, c
+	return c
 }
 
 // serveConn runs the TLS handshake (with WithTLS; bounded by the handshake
@@ -481,19 +480,20 @@ func (s *Server) openLocked(nc net.Conn, p proxyInfo) (context.Context, *Conn) {
 // handler, and a small one: a handler parked in a read keeps its goroutine at
 // 2 KiB of stack only while the whole chain stays under about 1.1 KiB (past
 // that the stack doubles, and a goroutine parked in I/O never shrinks back).
-func (s *Server) serveConn(ctx context.Context, c *Conn) {
-	h := handlerEnd{ctx: ctx, c: c}
+// It takes only c, whose Reader keeps the handler's ctx (closesWith), so that
+// the go statement's closure is small too.
+func (s *Server) serveConn(c *Conn) {
+	h := handlerEnd{c: c}
 	defer s.finishConn(&h)
 	if s.handshake(&h) {
-		h.err = s.handler(ctx, c)
+		h.err = s.handler(c.rd.closesWith, c)
 	}
 	h.returned = true
 }
 
-// handlerEnd is a handler's Conn and ctx, and how it ended: its error, or, if
+// handlerEnd is a handler's Conn, and how the handler ended: its error, or, if
 // it did not return, a panic (finishConn recovers it).
 type handlerEnd struct {
-	ctx      context.Context
 	c        *Conn
 	err      error
 	returned bool
@@ -502,7 +502,7 @@ type handlerEnd struct {
 // handshake runs the TLS handshake where the Server has WithTLS and reports
 // whether the handler is to run, marking it running.
 func (s *Server) handshake(h *handlerEnd) bool {
-	if err := h.c.serverHandshake(h.ctx); err != nil {
+	if err := h.c.serverHandshake(h.c.rd.closesWith); err != nil {
 		h.err = &handshakeError{err}
 		return false
 	}
@@ -548,9 +548,9 @@ func (s *Server) serveProxied(nc net.Conn) {
 		s.exited()
 		return
 	}
-	ctx, c := s.openLocked(nc, p)
+	c := s.openLocked(nc, p)
 	s.mu.Unlock()
-	s.serveConn(ctx, c)
+	s.serveConn(c)
 }
 
 // handshakeError marks a failed TLS handshake, for the log.
@@ -563,7 +563,7 @@ func (e *handshakeError) Unwrap() error { return e.err }
 // handler's, as net/http does, logs how the handler ended (a panic with its
 // stack, an error, a failed handshake), counts it, closes c and forgets it.
 func (s *Server) finishConn(h *handlerEnd) {
-	ctx, c := h.ctx, h.c
+	c := h.c
 	var r *panics.Recovered
 	if !h.returned {
 		if v := recover(); v != nil { // else runtime.Goexit: nothing to report
@@ -576,7 +576,7 @@ func (s *Server) finishConn(h *handlerEnd) {
 	defer s.releaseSlot()
 	err := h.err
 	peer := peerName(c)
-	closing := ctx.Err() != nil // closed before the handler returned, by the Server, a timeout or the handler's own
+	closing := c.rd.closesWith.Err() != nil // closed before the handler returned, by the Server, a timeout or the handler's own
 	var hs *handshakeError
 	counted := &s.stats.Errors
 	switch {

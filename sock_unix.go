@@ -14,7 +14,7 @@ import (
 // are the Conn's reading goroutine's (it holds the Reader's lock); its send
 // fields are the goroutine's that holds the write queue's sending flag
 // (Conn.sendNow, from a read or Drain); so they need no other guard.
-// One allocation per Conn.
+// One allocation per Conn, and one more for writeFn at its first send.
 //
 // A read that finds nothing gives an empty buffer back and waits on the
 // runtime's poller; woken, it returns (again) for the Reader to take a buffer
@@ -27,17 +27,23 @@ type rawSock struct {
 	// The read under way: readable's arguments and results.
 	r      *Reader
 	msg    int64
-	n      int
-	errno  syscall.Errno
-	again  bool
 	readFn func(uintptr) bool // readable, bound once so that a read does not allocate
+	n      int32              // at most maxRW
+	errno  uint32             // a syscall.Errno
 
 	// The send under way: writable's argument and results.
 	buf     []byte
-	wn      int
-	werrno  syscall.Errno
-	writeFn func(uintptr) bool // writable, bound once
+	writeFn func(uintptr) bool // writable, bound by the first send: a Conn that only reads needs none
+	wn      int32
+	werrno  uint32
+
+	again bool // read's
 }
+
+// maxRW bounds one read(2) or write(2), as the runtime's poller does
+// (internal/poll): some systems fail larger ones, and the counts then fit in
+// the int32 fields that keep rawSock at 112 bytes.
+const maxRW = 1 << 30
 
 // newRawSock returns nc's descriptor where reads and writes may go to it
 // directly: a TCP or Unix stream socket, which Go's runtime keeps
@@ -53,7 +59,7 @@ func newRawSock(nc net.Conn) *rawSock {
 		return nil
 	}
 	s := &rawSock{rc: rc, nc: nc}
-	s.readFn, s.writeFn = s.readable, s.writable
+	s.readFn = s.readable
 	return s
 }
 
@@ -68,7 +74,7 @@ func (s *rawSock) read(r *Reader, msg int64) (n int, again bool, err error) {
 	if err != nil || s.errno != 0 || (s.n == 0 && !s.again) {
 		return 0, false, s.failed(err)
 	}
-	return s.n, s.again, nil
+	return int(s.n), s.again, nil
 }
 
 // failed returns what a read that brought nothing stands for: RawConn's error
@@ -82,7 +88,7 @@ func (s *rawSock) failed(err error) error {
 	case err != nil:
 		return opError("read", s.nc, unwrapOp(err))
 	case s.errno != 0:
-		return opError("read", s.nc, os.NewSyscallError("read", s.errno))
+		return opError("read", s.nc, os.NewSyscallError("read", syscall.Errno(s.errno)))
 	}
 	return io.EOF
 }
@@ -96,11 +102,15 @@ func (s *rawSock) readable(fd uintptr) bool {
 		s.again = true
 		return true
 	}
+	p := r.buf[r.w:]
+	if len(p) > maxRW {
+		p = p[:maxRW]
+	}
 	for {
-		n, err := syscall.Read(int(fd), r.buf[r.w:])
+		n, err := syscall.Read(int(fd), p)
 		switch err {
 		case nil:
-			s.n = n
+			s.n = int32(n)
 			return true
 		case syscall.EINTR:
 			continue
@@ -111,7 +121,7 @@ func (s *rawSock) readable(fd uintptr) bool {
 			}
 			return false
 		}
-		s.errno = err.(syscall.Errno)
+		s.errno = uint32(err.(syscall.Errno))
 		return true
 	}
 }
@@ -119,13 +129,19 @@ func (s *rawSock) readable(fd uintptr) bool {
 // trySend makes one write(2) of p and returns what the kernel took: a full
 // socket buffer is not an error, it takes 0 bytes.
 func (s *rawSock) trySend(p []byte) (int, error) {
+	if len(p) > maxRW {
+		p = p[:maxRW] // the rest stays queued
+	}
+	if s.writeFn == nil {
+		s.writeFn = s.writable
+	}
 	s.buf, s.wn, s.werrno = p, 0, 0
 	err := s.rc.Write(s.writeFn)
 	s.buf = nil
 	if err != nil || s.werrno != 0 {
-		return s.wn, s.sendFailed(err)
+		return int(s.wn), s.sendFailed(err)
 	}
-	return s.wn, nil
+	return int(s.wn), nil
 }
 
 // sendFailed wraps a failed send's error as net.Conn's Write does; out of
@@ -136,7 +152,7 @@ func (s *rawSock) sendFailed(err error) error {
 	if err != nil {
 		return opError("write", s.nc, unwrapOp(err))
 	}
-	return opError("write", s.nc, os.NewSyscallError("write", s.werrno))
+	return opError("write", s.nc, os.NewSyscallError("write", syscall.Errno(s.werrno)))
 }
 
 // writable is trySend's callback: one write(2), which takes what the socket
@@ -148,10 +164,10 @@ func (s *rawSock) writable(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case nil:
-			s.wn = n
+			s.wn = int32(n)
 		case syscall.EAGAIN:
 		default:
-			s.werrno = err.(syscall.Errno)
+			s.werrno = uint32(err.(syscall.Errno))
 		}
 		return true
 	}

@@ -2,7 +2,29 @@
 
 package sluice
 
-import "golang.org/x/sys/unix"
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/matryer/is"
+	"golang.org/x/sys/unix"
+)
+
+// A socket's state stays in the 112-byte size class on 64-bit systems, and a
+// Conn that only reads never binds the send callback.
+func TestRawSockFootprint(t *testing.T) {
+	is := is.New(t)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		is.True(unsafe.Sizeof(rawSock{}) <= 112)
+	}
+	c, peer := connPair(t)
+	_, err := peer.Write([]byte("hello\n"))
+	is.NoErr(err)
+	_, err = c.ReadLine(testCtx(t))
+	is.NoErr(err)
+	is.True(c.rd.sock != nil)
+	is.True(c.rd.sock.writeFn == nil)
+}
 
 // Test helpers for what the Unix systems spell their own way; sock_windows_test.go
 // has Windows's.
