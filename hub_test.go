@@ -102,9 +102,17 @@ func memberPair(t *testing.T, network string) (*Conn, net.Conn) {
 	return c, peer
 }
 
-// accepted returns the bytes c has taken for sending: sent or still queued.
+// accepted returns the bytes c has taken for sending: sent or still queued,
+// read at once (Stats then WriteBufferSize could miss bytes the writer sent
+// between the two).
 func accepted(c *Conn) int64 {
-	return c.Stats().BytesWritten + int64(c.WriteBufferSize())
+	q := c.wq.Load()
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.written + int64(q.size)
 }
 
 // paceBursts ends a burst of burst messages, after message n, by waiting until
