@@ -179,17 +179,24 @@ func (r *Reader) lock(ctx context.Context) error {
 	if !r.mu.tryLock() {
 		return ErrConcurrentRead
 	}
-	if r.closed.Load() {
+	if err := r.begin(ctx); err != nil {
 		r.mu.unlock()
+		return err
+	}
+	return nil
+}
+
+// begin readies a read whose lock is held: it fails on a closed Conn, takes a
+// buffer, lets the hook send what Writes left if the read will wait, and
+// discards what a skip asks for.
+func (r *Reader) begin(ctx context.Context) error {
+	if r.closed.Load() {
 		return r.closeErr
 	}
 	r.takeBuf()
 	r.mayRead()
 	if r.skip.pending() {
-		if err := r.settleSkip(ctx); err != nil {
-			r.mu.unlock()
-			return err
-		}
+		return r.settleSkip(ctx)
 	}
 	return nil
 }
@@ -662,10 +669,29 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 {
 		return nil, errNegativeCount
 	}
-	if err := r.lock(ctx); err != nil {
+	if !r.mu.tryLock() {
+		return nil, ErrConcurrentRead
+	}
+	if n > 0 && r.w-r.r >= n && !r.closed.Load() && !r.skip.pending() {
+		// Buffered already, and nothing else to do first (see begin):
+		// nothing below can panic, so the unlock need not be deferred, and
+		// a frame's header and payload pay for no defer and no call to
+		// begin (~15% of the two calls).
+		p := r.take(n)
+		r.mu.unlock()
+		return p, nil
+	}
+	return r.readExactly(ctx, n)
+}
+
+// readExactly is ReadExactly where it may have to read. The read lock is held;
+// it is released when readExactly returns or a read panics (a NewReader's
+// io.Reader may).
+func (r *Reader) readExactly(ctx context.Context, n int) ([]byte, error) {
+	defer r.mu.unlock()
+	if err := r.begin(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.unlock()
 	if err := r.await(ctx, n); err != nil {
 		return nil, err
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -97,6 +99,46 @@ func TestReadExactly(t *testing.T) {
 		c := feed(t, defaultLimit)
 		_, err := c.ReadExactly(ctx, 4)
 		is.True(errors.Is(err, io.EOF))
+	})
+	t.Run("buffered frames", func(t *testing.T) {
+		// Headers and payloads taken from the buffer: each result its own
+		// copy, capacity its length.
+		is := is.New(t)
+		var all strings.Builder
+		for i := range 200 {
+			body := strings.Repeat(string(rune('a'+i%26)), 100+i%40)
+			all.WriteString(fmt.Sprintf("%04d%s", len(body), body))
+		}
+		c := feed(t, defaultLimit, all.String())
+		var got [][]byte
+		for range 200 {
+			hdr, err := c.ReadExactly(ctx, 4)
+			is.NoErr(err)
+			is.Equal(cap(hdr), 4)
+			n, err := strconv.Atoi(string(hdr))
+			is.NoErr(err)
+			p, err := c.ReadExactly(ctx, n)
+			is.NoErr(err)
+			is.Equal(cap(p), n)
+			got = append(got, append(hdr, p...))
+			clear(hdr) // the caller's: the next results do not see it
+			clear(p)
+		}
+		is.Equal(string(bytes.Join(got, nil)), all.String())
+		_, err := c.ReadExactly(ctx, 1)
+		is.True(errors.Is(err, io.EOF))
+	})
+	t.Run("buffered, after close", func(t *testing.T) {
+		// Close fails later reads even with data still buffered.
+		is := is.New(t)
+		c := feedOpts(t, false, nil, streamData)
+		p, err := c.ReadExactly(ctx, 4)
+		is.NoErr(err)
+		is.Equal(string(p), streamData[:4])
+		is.True(c.Buffered() > 4)
+		is.NoErr(c.Close())
+		_, err = c.ReadExactly(ctx, 4)
+		is.True(errors.Is(err, net.ErrClosed))
 	})
 	t.Run("large", func(t *testing.T) {
 		is := is.New(t)
