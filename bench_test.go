@@ -92,6 +92,21 @@ func BenchmarkReadUntil(b *testing.B) {
 		block[i+benchLineSize-2] = '\r'
 	}
 	seps := [][]byte{[]byte("\r\n"), []byte("\n")}
+	benchRecordReads(b, block, func(c *Conn, ctx context.Context) ([]byte, error) {
+		return c.ReadUntil(ctx, seps...)
+	})
+}
+
+// BenchmarkReadLine reads lines one call at a time, as asyncio's readline
+// does, each the caller's own copy.
+func BenchmarkReadLine(b *testing.B) {
+	benchRecordReads(b, benchLines(1000), (*Conn).ReadLine)
+}
+
+// benchRecordReads reads block's records of benchLineSize bytes, each ending
+// in "\n", one call of read at a time, against the hand-written equivalent:
+// bufio.Reader's ReadBytes('\n'), which finds "\r\n" too. Both copy each record.
+func benchRecordReads(b *testing.B, block []byte, read func(*Conn, context.Context) ([]byte, error)) {
 	b.Run("sluice", func(b *testing.B) {
 		c := NewConn(readSide(b, block, b.N*benchLineSize))
 		defer c.Abort()
@@ -100,7 +115,7 @@ func BenchmarkReadUntil(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if rec, err := c.ReadUntil(ctx, seps...); err != nil || len(rec) != benchLineSize {
+			if rec, err := read(c, ctx); err != nil || len(rec) != benchLineSize {
 				b.Fatalf("record %d: %q, %v", i, rec, err)
 			}
 		}
@@ -111,7 +126,6 @@ func BenchmarkReadUntil(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			// The hand-written equivalent: ReadBytes('\n') finds both endings.
 			if rec, err := br.ReadBytes('\n'); err != nil || len(rec) != benchLineSize {
 				b.Fatalf("record %d: %q, %v", i, rec, err)
 			}

@@ -88,10 +88,27 @@ func (c *Conn) ReadLine(ctx context.Context) ([]byte, error) { return c.rd.ReadL
 // ReadLine reads one line, "\n" included (asyncio's readline). See
 // Conn.ReadLine.
 func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
-	if err := r.lock(ctx); err != nil {
+	if !r.mu.tryLock() {
+		return nil, ErrConcurrentRead
+	}
+	if r.settled() {
+		// A whole line buffered: ReadExactly's fast path.
+		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 && i <= r.limit {
+			p := r.take(i + 1)
+			r.mu.unlock()
+			return p, nil
+		}
+	}
+	return r.readLine(ctx)
+}
+
+// readLine is ReadLine where it may have to read, the read lock held (see
+// readExactly).
+func (r *Reader) readLine(ctx context.Context) ([]byte, error) {
+	defer r.mu.unlock()
+	if err := r.begin(ctx); err != nil {
 		return nil, err
 	}
-	defer r.mu.unlock()
 	_, end, err := r.until(ctx, newlines, r.limit)
 	if err != nil {
 		return r.lineEnd(err, false)

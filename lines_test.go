@@ -59,6 +59,28 @@ func TestReadLine(t *testing.T) {
 	}
 }
 
+// Lines already buffered when ReadLine is called keep the limit's rules: one
+// as long as the limit is returned, one past it is an overrun (and dropped).
+func TestReadLineBuffered(t *testing.T) {
+	is := is.New(t)
+	c := feed(t, 7, "ok\n1234567\n12345678\nend\n")
+	ctx := testCtx(t)
+	line, err := c.ReadLine(ctx) // reads them all
+	is.NoErr(err)
+	is.Equal(string(line), "ok\n")
+	is.True(c.Buffered() > 0)
+	line, err = c.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "1234567\n")
+	is.Equal(cap(line), 8)
+	line, err = c.ReadLine(ctx)
+	is.True(errors.Is(err, ErrLimitOverrun))
+	is.Equal(line, nil)
+	line, err = c.ReadLine(ctx)
+	is.NoErr(err)
+	is.Equal(string(line), "end\n")
+}
+
 func TestReadLineByteAtATime(t *testing.T) {
 	is := is.New(t)
 	r := NewReader(iotest.OneByteReader(strings.NewReader(streamData)))

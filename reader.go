@@ -186,6 +186,10 @@ func (r *Reader) lock(ctx context.Context) error {
 	return nil
 }
 
+// settled reports whether a read whose lock is held may take what is buffered
+// without begin: the Reader is open and has nothing to skip first.
+func (r *Reader) settled() bool { return !r.closed.Load() && !r.skip.pending() }
+
 // begin readies a read whose lock is held: it fails on a closed Conn, takes a
 // buffer, lets the hook send what Writes left if the read will wait, and
 // discards what a skip asks for.
@@ -672,7 +676,7 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if !r.mu.tryLock() {
 		return nil, ErrConcurrentRead
 	}
-	if n > 0 && r.w-r.r >= n && !r.closed.Load() && !r.skip.pending() {
+	if n > 0 && r.w-r.r >= n && r.settled() {
 		// Buffered already, and nothing else to do first (see begin):
 		// nothing below can panic, so the unlock need not be deferred, and
 		// a frame's header and payload pay for no defer and no call to
