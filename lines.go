@@ -20,6 +20,8 @@ type sepSet struct {
 	seps       [][]byte
 	min, max   int  // the shortest and longest separator
 	preferLong bool // ties between separators ending at one place go to the longer (Delimited), else the shorter (ReadUntil)
+	oneTail    bool // every separator ends in tail ("\r\n" and "\n"): one IndexByte finds where any can end
+	tail       byte
 }
 
 // newlines is the separator of ReadLine and Lines.
@@ -27,17 +29,29 @@ var newlines = &sepSet{seps: [][]byte{{'\n'}}, min: 1, max: 1}
 
 // newSepSet validates seps: at least one, none empty.
 func newSepSet(seps [][]byte, preferLong bool) (*sepSet, error) {
-	if len(seps) == 0 {
-		return nil, errNoSeparator
-	}
-	s := &sepSet{seps: seps, min: len(seps[0]), preferLong: preferLong}
-	for _, sep := range seps {
-		if len(sep) == 0 {
-			return nil, errEmptySeparator
-		}
-		s.min, s.max = min(s.min, len(sep)), max(s.max, len(sep))
+	s := new(sepSet)
+	if err := s.init(seps, preferLong); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// init makes s the sepSet of seps, validated (see newSepSet); a sepSet made
+// for one call stays on its stack this way.
+func (s *sepSet) init(seps [][]byte, preferLong bool) error {
+	if len(seps) == 0 {
+		return errNoSeparator
+	}
+	*s = sepSet{seps: seps, min: len(seps[0]), preferLong: preferLong, oneTail: true}
+	for _, sep := range seps {
+		if len(sep) == 0 {
+			return errEmptySeparator
+		}
+		s.min, s.max = min(s.min, len(sep)), max(s.max, len(sep))
+		s.tail = sep[len(sep)-1]
+		s.oneTail = s.oneTail && s.tail == seps[0][len(seps[0])-1]
+	}
+	return nil
 }
 
 // index returns the start and end of the earliest-ending separator in data, or
@@ -59,6 +73,9 @@ func (s *sepSet) index(data []byte) (start, end int) {
 		}
 		return i, i + len(sep)
 	}
+	if s.oneTail {
+		return s.indexByTail(data)
+	}
 	start, end = -1, -1
 	for _, sep := range s.seps {
 		i := bytes.Index(data, sep)
@@ -71,6 +88,32 @@ func (s *sepSet) index(data []byte) (start, end int) {
 		}
 	}
 	return start, end
+}
+
+// indexByTail is index for separators that all end in tail: the earliest
+// tail byte that ends one of them ends the earliest-ending match, found with
+// one scan instead of one per separator.
+func (s *sepSet) indexByTail(data []byte) (start, end int) {
+	for off := 0; ; {
+		i := bytes.IndexByte(data[off:], s.tail)
+		if i < 0 {
+			return -1, -1
+		}
+		end, start = off+i+1, -1
+		for _, sep := range s.seps {
+			st := end - len(sep)
+			if st < 0 || !bytes.Equal(data[st:end], sep) {
+				continue
+			}
+			if start < 0 || (st < start) == s.preferLong {
+				start = st
+			}
+		}
+		if start >= 0 {
+			return start, end
+		}
+		off = end
+	}
 }
 
 // ReadLine reads one line, "\n" included (asyncio's readline). At EOF a partial
@@ -166,14 +209,31 @@ func (c *Conn) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) {
 // ReadUntil reads through the first of seps to appear (asyncio's readuntil).
 // See Conn.ReadUntil.
 func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) {
-	s, err := newSepSet(seps, false)
-	if err != nil {
+	var s sepSet
+	if err := s.init(seps, false); err != nil {
 		return nil, err
 	}
-	if err := r.lock(ctx); err != nil {
-		return nil, err
+	if !r.mu.tryLock() {
+		return nil, ErrConcurrentRead
 	}
+	if r.settled() {
+		// A record buffered: ReadExactly's fast path.
+		if start, end := s.index(r.buf[r.r:r.w]); end >= 0 && start <= r.limit {
+			p := r.take(end)
+			r.mu.unlock()
+			return p, nil
+		}
+	}
+	return r.readUntil(ctx, &s)
+}
+
+// readUntil is ReadUntil where it may have to read, the read lock held (see
+// readExactly).
+func (r *Reader) readUntil(ctx context.Context, s *sepSet) ([]byte, error) {
 	defer r.mu.unlock()
+	if err := r.begin(ctx); err != nil {
+		return nil, err
+	}
 	_, end, err := r.until(ctx, s, r.limit)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -152,6 +153,53 @@ func TestReadUntil(t *testing.T) {
 			}
 			is.Equal(rest(t, c), tt.wantRest)
 		})
+	}
+}
+
+// Separators that end in the same byte are found with one scan for that byte
+// (indexByTail): it finds what the search for each separator finds, ties
+// broken the same way, on random data over a small alphabet.
+func TestSepSetIndexByTail(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func(n int) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = "ab\r\n"[rng.IntN(4)]
+		}
+		return p
+	}
+	for range 20000 {
+		k := 2 + rng.IntN(3)
+		tail := "ab\r\n"[rng.IntN(4)]
+		seps := make([][]byte, k)
+		for i := range seps {
+			seps[i] = append(word(rng.IntN(3)), tail)
+		}
+		data := word(rng.IntN(24))
+		for _, preferLong := range []bool{false, true} {
+			s, err := newSepSet(seps, preferLong)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.oneTail {
+				t.Fatalf("%q: oneTail not set", seps)
+			}
+			st, e := s.index(data)
+			generic := *s
+			generic.oneTail = false
+			wst, we := generic.index(data)
+			if st != wst || e != we {
+				t.Fatalf("index(%q) with %q (preferLong %v) = %d, %d; the search per separator gives %d, %d",
+					data, seps, preferLong, st, e, wst, we)
+			}
+		}
+	}
+	s, err := newSepSet([][]byte{[]byte("\r\n"), []byte("x")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.oneTail {
+		t.Fatal("oneTail set for separators ending in different bytes")
 	}
 }
 
