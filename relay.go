@@ -51,9 +51,10 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // other goroutines are safe: each Write's bytes stay together and go out
 // between two relayed chunks, at no particular point of the stream; a Write
 // that comes while the kernel moves a chunk waits for it (its write deadline
-// applies), and a Hub's Publish queues its copy to go out right after it. Close or Abort by another goroutine ends the relay as a failure,
-// and so does WriteEOF once the relay next writes to that Conn. Relay runs
-// each direction in a goroutine of its own and waits for both.
+// applies), and a Hub's Publish queues its copy to go out right after it.
+// Close or Abort by another goroutine ends the relay as a failure, and so does
+// WriteEOF once the relay next writes to that Conn. Relay runs each direction
+// in a goroutine of its own and waits for both.
 //
 // Relay has no buffer of its own: each direction reads a chunk into its source
 // Conn's buffer, copies it into the destination's write queue and paces itself
