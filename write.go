@@ -630,11 +630,14 @@ type halfCloser interface{ CloseWrite() error }
 
 // canEOFLocked reports whether the transport can half-close: TCP and Unix
 // sockets can; TLS cannot (asyncio's can_write_eof).
-func (q *writeQueue) canEOFLocked() bool {
-	if _, ok := q.out.(*tls.Conn); ok {
+func (q *writeQueue) canEOFLocked() bool { return canEOF(q.out) }
+
+// canEOF reports whether out, where a queue sends, can half-close.
+func canEOF(out net.Conn) bool {
+	if _, ok := out.(*tls.Conn); ok {
 		return false
 	}
-	_, ok := q.out.(halfCloser)
+	_, ok := out.(halfCloser)
 	return ok
 }
 
@@ -776,7 +779,10 @@ func (c *Conn) WriteBufferSize() int {
 // CanWriteEOF reports whether WriteEOF can half-close this Conn (asyncio's
 // can_write_eof): true over TCP and Unix sockets, false over TLS.
 func (c *Conn) CanWriteEOF() bool {
-	q := c.queue()
+	q := c.wq.Load()
+	if q == nil {
+		return canEOF(c.raw) // where a queue made now would send
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.canEOFLocked()
@@ -809,6 +815,9 @@ func (c *Conn) WriteEOF() error {
 // A passed deadline makes Write fail at once with a timeout error. Data already
 // queued is sent regardless; Close bounds that. A zero t means no deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() && c.wq.Load() == nil {
+		return nil // a queue starts with no deadline: none to clear
+	}
 	q := c.queue()
 	q.mu.Lock()
 	defer q.mu.Unlock()

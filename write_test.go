@@ -667,7 +667,9 @@ func TestQueueMadeOnFirstUse(t *testing.T) {
 		is.Equal(c.Stats(), ConnStats{BytesRead: 6})
 		is.True(!c.IsClosing())
 		is.NoErr(c.Drain(testCtx(t)))
-		is.True(c.wq.Load() == nil) // nor did asking about it, or Drain
+		is.True(c.CanWriteEOF())
+		is.NoErr(c.SetDeadline(time.Time{}))
+		is.True(c.wq.Load() == nil) // nor did asking about it, Drain, or clearing deadlines
 
 		_, err = c.Write([]byte("back\n"))
 		is.NoErr(err)
