@@ -134,15 +134,26 @@ func (r *Reader) ReadLine(ctx context.Context) ([]byte, error) {
 	if !r.mu.tryLock() {
 		return nil, ErrConcurrentRead
 	}
-	if r.settled() {
-		// A whole line buffered: ReadExactly's fast path.
-		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 && i <= r.limit {
-			p := r.take(i + 1)
-			r.mu.unlock()
-			return p, nil
-		}
+	if p, ok := r.takeRecord(newlines); ok {
+		r.mu.unlock()
+		return p, nil
 	}
 	return r.readLine(ctx)
+}
+
+// takeRecord is ReadLine's and ReadUntil's fast path, ReadExactly's for
+// records: where a record through one of s's separators is buffered whole
+// within the limit, and nothing is to be done first (see settled), it takes a
+// copy of it and reports true. The read lock is held.
+func (r *Reader) takeRecord(s *sepSet) ([]byte, bool) {
+	if !r.settled() {
+		return nil, false
+	}
+	start, end := s.index(r.buf[r.r:r.w])
+	if end < 0 || start > r.limit {
+		return nil, false
+	}
+	return r.take(end), true
 }
 
 // readLine is ReadLine where it may have to read, the read lock held (see
@@ -216,13 +227,9 @@ func (r *Reader) ReadUntil(ctx context.Context, seps ...[]byte) ([]byte, error) 
 	if !r.mu.tryLock() {
 		return nil, ErrConcurrentRead
 	}
-	if r.settled() {
-		// A record buffered: ReadExactly's fast path.
-		if start, end := s.index(r.buf[r.r:r.w]); end >= 0 && start <= r.limit {
-			p := r.take(end)
-			r.mu.unlock()
-			return p, nil
-		}
+	if p, ok := r.takeRecord(&s); ok {
+		r.mu.unlock()
+		return p, nil
 	}
 	return r.readUntil(ctx, &s)
 }

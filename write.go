@@ -628,11 +628,8 @@ func (q *writeQueue) resetErr() error {
 // halfCloser is a transport that can half-close: *net.TCPConn, *net.UnixConn.
 type halfCloser interface{ CloseWrite() error }
 
-// canEOFLocked reports whether the transport can half-close: TCP and Unix
-// sockets can; TLS cannot (asyncio's can_write_eof).
-func (q *writeQueue) canEOFLocked() bool { return canEOF(q.out) }
-
-// canEOF reports whether out, where a queue sends, can half-close.
+// canEOF reports whether out, where a queue sends, can half-close: TCP and
+// Unix sockets can; TLS cannot (asyncio's can_write_eof).
 func canEOF(out net.Conn) bool {
 	if _, ok := out.(*tls.Conn); ok {
 		return false
@@ -785,7 +782,7 @@ func (c *Conn) CanWriteEOF() bool {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.canEOFLocked()
+	return canEOF(q.out)
 }
 
 // WriteEOF half-closes the connection once the queued data is sent (asyncio's
@@ -803,7 +800,7 @@ func (c *Conn) WriteEOF() error {
 		return err
 	case q.eof != eofNone:
 		return nil
-	case q.upgrading || !q.canEOFLocked():
+	case q.upgrading || !canEOF(q.out):
 		return errCannotEOF
 	}
 	q.eof = eofWanted
