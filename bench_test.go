@@ -354,6 +354,27 @@ func BenchmarkEcho(b *testing.B) {
 			}
 		})
 	}
+	// The request/response shape of sluicebench's echo-pingpong: Write and
+	// Drain, then ReadLine (whose copy is the one allocation).
+	b.Run("sluice-ReadLine", func(b *testing.B) {
+		c := NewConn(setup(b))
+		defer c.Abort()
+		ctx := cancellable(b)
+		b.SetBytes(64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Drain(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if line, err := c.ReadLine(ctx); err != nil || len(line) != 64 {
+				b.Fatalf("reply %d: %q, %v", i, line, err)
+			}
+		}
+	})
 	b.Run("bufio", func(b *testing.B) {
 		nc := setup(b)
 		br, bw := bufio.NewReader(nc), bufio.NewWriter(nc)

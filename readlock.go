@@ -27,16 +27,22 @@ const (
 // tryLock takes the lock if it is free, and reports whether it did.
 func (l *readLock) tryLock() bool { return l.state.CompareAndSwap(lockFree, lockHeld) }
 
-// unlock releases the lock and wakes whoever waits in lock.
+// unlock releases the lock and wakes whoever waits in lock. It inlines: the
+// wake is a call of its own.
 func (l *readLock) unlock() {
 	if l.state.Swap(lockFree) == lockWaited {
-		l.mu.Lock()
-		if l.wake != nil {
-			close(l.wake)
-			l.wake = nil
-		}
-		l.mu.Unlock()
+		l.wakeWaiters()
 	}
+}
+
+// wakeWaiters wakes the goroutines waiting in lock.
+func (l *readLock) wakeWaiters() {
+	l.mu.Lock()
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
+	l.mu.Unlock()
 }
 
 // lock takes the lock, waiting for it as long as it takes. A waiter that gets
