@@ -143,6 +143,9 @@ func (c *Conn) makeQueue() *writeQueue {
 	sock := c.rd.sock
 	c.rd.dmu.Unlock()
 	q := &writeQueue{out: c.raw, sock: sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
+	if c.accepted {
+		q.sweeper = c.cfg.sweep
+	}
 	if c.wq.CompareAndSwap(nil, q) {
 		return q
 	}
@@ -225,6 +228,16 @@ func (c *Conn) eofErr() error {
 		return q.resetErr()
 	}
 	return nil
+}
+
+// sweep is the Server's sweeper looking at c (see sweeper): it reports
+// whether bytes are left for c's reads that it will look at again.
+func (c *Conn) sweep(final bool) bool {
+	q := c.wq.Load()
+	if q == nil || !c.reads.has(forReader) {
+		return false
+	}
+	return q.sweep(final)
 }
 
 func (c *Conn) looping(on bool) {

@@ -83,14 +83,15 @@
 // one syscall. Where reads and writes alternate on a Conn (a request/response
 // client, a handler's loop), a Write leaves its bytes for the Conn's next read,
 // which sends them itself, without waiting, just before it waits for the
-// reply; Drain, Flush and Close send them too, and outside an iterator loop a
-// timer sends them if none of these comes: within a millisecond on a Conn that
-// leaves writes waiting like that, within 64 ms at worst on one that reads or
-// drains soon after each write (the timer backs off while it finds nothing to
-// do). In a Lines, Frames or Chunks loop they go out when the loop next reads
-// from the socket (so the replies to pipelined requests go out together) or
-// ends: a loop body that writes and then waits on something other than the
-// Conn calls Drain first.
+// reply; Drain, Flush and Close send them too, and a timer sends them if none
+// of these comes: within a millisecond on a Conn that leaves writes waiting
+// like that, within 64 ms at worst on one that reads or drains soon after each
+// write (the timer backs off while it finds nothing to do). In a Lines, Frames
+// or Chunks loop they go out when the loop next reads from the socket (so the
+// replies to pipelined requests go out together) or ends, and the timer waits
+// 100 ms (200 ms at worst): a loop body that writes and then waits on
+// something other than the Conn, or a goroutine that writes while the body
+// runs, calls Drain for the bytes to go out at once.
 //
 // # Frames
 //

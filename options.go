@@ -66,6 +66,7 @@ type config struct {
 	maxConns     int
 	logger       *slog.Logger
 	proxy        ProxyProtocol
+	sweep        *sweeper // the Server's, for its Conns' queues: set by newServer before any Conn exists
 }
 
 // newConfig returns the defaults with opts applied, or the first invalid option's

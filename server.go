@@ -52,7 +52,10 @@ type Handler func(ctx context.Context, c *Conn) error
 // concurrently and more than once.
 //
 // The Server owns one accept goroutine per listening socket, one goroutine per
-// connection, and, during CloseClients, one per connection being closed.
+// connection, one that sends what Writes from other goroutines leave while a
+// handler's Lines, Frames or Chunks loop body waits on something else (see
+// Conn.Write), and, during CloseClients, one per connection being closed.
+// Close waits for the accept goroutines and that sender, which end with it;
 // WaitClosed returns once all have ended.
 type Server struct {
 	handler Handler
@@ -70,6 +73,7 @@ type Server struct {
 	// accept loops' waits (a slot, an accept backoff) and Serve.
 	stopCtx   context.Context
 	stop      context.CancelFunc
+	sweep     sweeper // sends what Writes leave in a handler's loop body (sweeper): runs with the accept loops
 	closeOnce sync.Once
 	closeErr  error // from closing the listeners; set once by closeOnce
 
@@ -127,6 +131,7 @@ func newServer(ctx context.Context, lns []*listener, h Handler, cfg *config) *Se
 		s.slots = make(chan struct{}, cfg.maxConns)
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	cfg.sweep = &s.sweep
 	if cfg.startServing {
 		s.StartServing() // cannot fail: the Server is not closed yet
 	}
@@ -167,6 +172,16 @@ func (s *Server) StartServing() error {
 		// accept error that is not temporary, which closes the Server.
 		go s.acceptLoop(ln)
 	}
+	s.live++
+	s.loops.Add(1)
+	s.wg.Add(1)
+	// Owned by the Server as the accept loops are: Close and WaitClosed wait
+	// for it. It ends when the Server closes.
+	go func() {
+		defer s.loops.Done()
+		defer s.exited()
+		s.sweep.run(s.stopCtx.Done(), s.liveConns)
+	}()
 	return nil
 }
 
@@ -276,14 +291,20 @@ func (s *Server) CloseClients() {
 func (s *Server) AbortClients() {
 	s.mu.Lock()
 	s.closePendingLocked()
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.liveConns(nil) {
 		c.Abort()
 	}
+}
+
+// liveConns appends the live connections to buf and returns it.
+func (s *Server) liveConns(buf []*Conn) []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		buf = append(buf, c)
+	}
+	return buf
 }
 
 // closePendingLocked closes the connections still waiting for their PROXY

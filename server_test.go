@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -619,5 +620,55 @@ func TestTLSHandshakeFailureIsLogged(t *testing.T) {
 	is.True(strings.Contains(out, nc.LocalAddr().String()))
 	if n := strings.Count(out, "msg=\"sluice: TLS handshake failed\""); n != 1 { // the peer that went away is not logged at Info
 		t.Fatalf("%d handshake failures logged at Info:\n%s", n, out)
+	}
+}
+
+// A Write from another goroutine while a handler's loop body waits on
+// something else goes out through the Server's sweeper, with no timer of the
+// Conn's own; when the Server closes, the sweeper's last look sends what is
+// left, and later Writes arm the Conn's own timer.
+func TestServerSweepsLoopWrites(t *testing.T) {
+	is := is.New(t)
+	conns := make(chan *Conn, 1)
+	release := make(chan struct{})
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		for _, err := range c.Lines(ctx) {
+			if err == nil {
+				conns <- c
+				<-release // the body waits on something else
+			}
+			return err
+		}
+		return nil
+	})
+	defer close(release) // before the cleanup's Shutdown
+	peer := srvDial(t, s.Addrs()[0])
+	_, err := peer.Write([]byte("go\n"))
+	is.NoErr(err)
+	c := recv(t, conns)
+	rd := bufio.NewReader(peer)
+	timer := func() *time.Timer {
+		q := c.wq.Load()
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.timer
+	}
+	for _, step := range []string{"swept", "at close", "after close"} {
+		if step == "after close" {
+			// The writer the last look started has ended (the queue is
+			// empty): a Write now is the Conn's own to schedule.
+			ended := make(chan struct{})
+			go func() { c.wq.Load().wg.Wait(); close(ended) }()
+			recv(t, ended)
+		}
+		_, err = c.Write([]byte(step + "\n")) // another goroutine writes
+		is.NoErr(err)
+		if step == "at close" {
+			is.NoErr(s.Close()) // the sweeper ends with a last look
+		}
+		line, err := rd.ReadString('\n') // bounded by srvDial's deadline
+		is.NoErr(err)
+		is.Equal(line, step+"\n")
+		is.Equal(timer() != nil, step == "after close") // the Conn's own timer only once the sweeper has ended
 	}
 }

@@ -34,9 +34,11 @@ var (
 //     Close send them too; if none comes, a timer (the backstop) starts the
 //     writer goroutine: within minBackstop of the Write where the Conn has
 //     left writes waiting like this, and within 2*maxBackstop at worst where
-//     it reads or drains soon after each Write (see scheduleLocked). In the
-//     body of an iterator loop (Lines, Frames, Chunks) there is no timer: the
-//     loop's next read sends them, or its end.
+//     it reads or drains soon after each Write (see scheduleLocked). While an
+//     iterator loop (Lines, Frames, Chunks) runs, the loop's next read sends
+//     them, or its end; for a body that waits on something else while bytes
+//     are left, a Server's Conns have the Server's sweeper, and other Conns
+//     the timer at loopBackstop.
 //     A Write made while a read waits, or on a Conn never read, starts the
 //     writer goroutine at once.
 //
@@ -60,15 +62,18 @@ type writeQueue struct {
 	// wake is closed (then cleared) when the queue changes in a way a waiter
 	// may care about: size falls, an error sticks, it closes, the deadline or
 	// limits change; nil while no one waits.
-	wake  chan struct{}
-	out   net.Conn      // where batches go: the connection, or TLS over it
-	sock  *rawSock      // out's descriptor, for sendNow; nil over TLS or where there is none
-	timer *time.Timer   // runs backstop; made on first use
-	armed bool          // timer is set to run backstop
-	delay time.Duration // the backstop's next delay; 0 before the first
-	takes uint64        // batches taken for sending so far
-	armAt uint64        // takes when the timer was armed
-	clock *activity     // the idle and message timeouts' clock, or nil
+	wake    chan struct{}
+	out     net.Conn      // where batches go: the connection, or TLS over it
+	sock    *rawSock      // out's descriptor, for sendNow; nil over TLS or where there is none
+	timer   *time.Timer   // runs backstop; made on first use
+	armed   bool          // timer is set to run backstop
+	swept   bool          // the sweeper saw bytes left for the reads, at sweptAt; guarded by mu, used by it alone
+	delay   time.Duration // the backstop's next delay; 0 before the first
+	takes   uint64        // batches taken for sending so far
+	armAt   uint64        // takes when the timer was armed
+	sweeper *sweeper      // the Server's backstop for bytes left in a loop (sweeper), or nil
+	sweptAt uint64        // takes at the sweeper's look that saw bytes left
+	clock   *activity     // the idle and message timeouts' clock, or nil
 
 	// Statistics.
 	written     int64
@@ -244,10 +249,12 @@ func (q *writeQueue) takesWrites() bool {
 
 // The backstop's delay: minBackstop at first and after a backstop that found
 // bytes stranded (left for a reader that did not come); doubled, up to
-// maxBackstop, after one that found nothing to do.
+// maxBackstop, after one that found nothing to do. While an iterator loop
+// runs it is loopBackstop at least (see scheduleLocked).
 const (
-	minBackstop = time.Millisecond
-	maxBackstop = 32 * time.Millisecond
+	minBackstop  = time.Millisecond
+	maxBackstop  = 32 * time.Millisecond
+	loopBackstop = 100 * time.Millisecond
 )
 
 // scheduleLocked makes sure what is queued will be sent: by the writer
@@ -270,25 +277,35 @@ func (q *writeQueue) scheduleLocked() {
 	switch v := q.reads.set(forReader, true); {
 	case v&readerWaiting != 0:
 		q.startLocked() // no read is coming to send it
-	case v&readerLooping != 0:
-		// An iterator loop's body wrote: the loop's next read, or its end,
-		// sends it; no timer (one that fires for every exchange costs more
-		// than the exchange saves).
+	case v&readerLooping != 0 && q.sweeper != nil && q.sweeper.note():
+		// While an iterator loop runs, its next read or its end sends what
+		// is left, and a body that writes is usually about to return; but
+		// the Write may come from another goroutine while the body waits on
+		// something else, for as long as that takes. The Server's sweeper
+		// sees to that, at no cost per Conn. (forReader is set above, before
+		// note: a sweeper that has stopped since sees it in its last look.)
 	case !q.armed:
-		q.armLocked()
+		// Elsewhere the Conn's own timer does, at loopBackstop where a loop
+		// runs: rarely enough that a busy loop hardly pays for it.
+		q.armLocked(v&readerLooping != 0)
 	}
 }
 
-// armLocked sets the timer to run backstop after the current delay.
-func (q *writeQueue) armLocked() {
+// armLocked sets the timer to run backstop after the current delay, or after
+// loopBackstop at least where an iterator loop runs.
+func (q *writeQueue) armLocked(looping bool) {
 	if q.delay == 0 {
 		q.delay = minBackstop
 	}
+	d := q.delay
+	if looping {
+		d = max(d, loopBackstop)
+	}
 	q.armed, q.armAt = true, q.takes
 	if q.timer == nil {
-		q.timer = time.AfterFunc(q.delay, q.backstop)
+		q.timer = time.AfterFunc(d, q.backstop)
 	} else {
-		q.timer.Reset(q.delay)
+		q.timer.Reset(d)
 	}
 }
 
@@ -309,8 +326,28 @@ func (q *writeQueue) backstop() {
 	}
 	q.delay = min(2*q.delay, maxBackstop)
 	if waiting && !q.torn {
-		q.armLocked()
+		q.armLocked(q.reads.has(readerLooping))
 	}
+}
+
+// sweep is the sweeper's look at the queue: it starts the writer for bytes
+// left for the Conn's reads that were left at its last look already, nothing
+// having been taken since, or at its final look wherever bytes are left; it
+// reports whether bytes are left for it to look at again.
+func (q *writeQueue) sweep(final bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.reads.has(forReader) || q.sending || q.running || q.torn {
+		q.swept = false // none left, or a sender takes them when done
+		return false
+	}
+	if final || (q.swept && q.takes == q.sweptAt) {
+		q.swept = false
+		q.startLocked()
+		return false
+	}
+	q.swept, q.sweptAt = true, q.takes
+	return true
 }
 
 // reserveLocked makes room in pending for n more bytes, moving to a larger
@@ -660,13 +697,15 @@ func canEOF(out net.Conn) bool {
 // these comes, through the writer goroutine: within a millisecond on a Conn
 // that leaves writes waiting like that, within 64 ms at worst on one that
 // reads or drains soon after each Write (the timer behind it backs off while
-// it finds nothing to do). In the body of a Lines, Frames or Chunks loop they
-// go out when the loop next reads from the socket (a step that finds its
-// record buffered does not read, so the replies to pipelined requests go out
-// together), at the loop's end, or at a Drain, Flush or Close, with no timer:
-// a loop body that writes and then waits on something other than the Conn
-// calls Drain first. A Write made while a read is waiting, or on a Conn never
-// read, starts the writer at once.
+// it finds nothing to do). While a Lines, Frames or Chunks loop runs they go
+// out when the loop next reads from the socket (a step that finds its record
+// buffered does not read, so the replies to pipelined requests go out
+// together), at the loop's end, or at a Drain, Flush or Close, and otherwise
+// through the writer goroutine within 100 ms (200 ms at worst): a loop body
+// that writes and then waits on something other than the Conn, or a goroutine
+// that writes while the body runs, calls Drain for them to go out at once. A
+// Write made while a read is waiting, or on a Conn never read, starts the
+// writer at once.
 //
 // Errors: the sticky error of an earlier failed send; an error matching
 // net.ErrClosed after Close, Abort or WriteEOF; the reason the Conn was closed

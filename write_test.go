@@ -651,6 +651,43 @@ func TestWriteInLoopBody(t *testing.T) {
 	}
 }
 
+// A Write from another goroutine while an iterator loop's body waits on
+// something other than the Conn is not left for the loop's next read for good:
+// the backstop sends it while the body still waits.
+func TestWriteWhileLoopBodyWaits(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	_, err := peer.Write([]byte("go\n"))
+	is.NoErr(err)
+	inBody, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for _, err := range c.Lines(testCtx(t)) {
+			if err == nil {
+				close(inBody)
+				<-release // the body waits on something else
+			}
+			done <- err
+			return
+		}
+		done <- errors.New("the loop ended without a line")
+	}()
+	recv(t, inBody)
+	_, err = c.Write([]byte("ping\n")) // another goroutine writes
+	is.NoErr(err)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	line, err := bufio.NewReader(peer).ReadString('\n')
+	is.NoErr(err)
+	is.Equal(line, "ping\n")
+	select {
+	case <-done:
+		t.Fatal("the loop's body returned before the Write was sent")
+	default: // sent while the body still waits
+	}
+	close(release)
+	is.NoErr(recv(t, done))
+}
+
 // A Conn makes its write queue when something first needs it, and until then
 // behaves as one with an empty queue: a Conn that only reads holds none.
 func TestQueueMadeOnFirstUse(t *testing.T) {
