@@ -123,6 +123,7 @@ func newServer(ctx context.Context, lns []*listener, h Handler, cfg *config) *Se
 		conns:    make(map[*Conn]bool),
 		pending:  make(map[net.Conn]bool),
 		finished: make(chan struct{}),
+		sweep:    newSweeper(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -10,16 +10,20 @@ import (
 // sends them, or its end; but the Write may come from another goroutine while
 // the body waits on something else, for as long as that takes. A timer per
 // Conn would see to it, at a cost in memory and wake-ups that a busy server
-// pays on every connection; the sweeper is one goroutine per Server that
-// looks, every loopBackstop while some Write has left bytes so, at the
-// Server's connections, and starts the writer of any whose bytes were left
-// before the last look and have not been taken since. So they wait 200 ms at
-// worst. Once the Server closes, the sweeper starts the writer wherever bytes
-// are left, and ends; Writes after that arm their Conn's own timer.
+// pays on every connection; the sweeper is one goroutine per Server that,
+// from the first such Write on, looks at the Server's connections every
+// loopBackstop, and starts the writer of any whose bytes were left before the
+// last look and have not been taken since: they wait 200 ms at worst. A look
+// that finds nothing left anywhere stops the looks until the next such Write.
+// Once the Server closes, the sweeper starts the writer wherever bytes are
+// left, and ends; Writes after that arm their Conn's own timer.
 type sweeper struct {
-	due     atomic.Bool // a Write has left bytes in a loop since the last look
-	stopped atomic.Bool // the sweeper has ended: a Write arms its own timer
+	due     atomic.Bool   // a Write has left bytes in a loop since the last look
+	stopped atomic.Bool   // the sweeper has ended: a Write arms its own timer
+	wake    chan struct{} // restarts the looks: sent to by the Write that sets due
 }
+
+func newSweeper() sweeper { return sweeper{wake: make(chan struct{}, 1)} }
 
 // note records that a Write left bytes while a loop runs, and reports whether
 // the sweeper will see to them: false once it has ended.
@@ -27,8 +31,12 @@ func (sw *sweeper) note() bool {
 	if sw.stopped.Load() {
 		return false
 	}
-	if !sw.due.Load() { // most Writes find it set: no write to a shared word
-		sw.due.Store(true)
+	// Most Writes find due set: no write to a shared word.
+	if !sw.due.Load() && sw.due.CompareAndSwap(false, true) {
+		select {
+		case sw.wake <- struct{}{}:
+		default: // a wake is pending already
+		}
 	}
 	return true
 }
@@ -39,22 +47,32 @@ func (sw *sweeper) note() bool {
 // lists the Server's live connections into the slice it is given.
 func (sw *sweeper) run(stop <-chan struct{}, conns func([]*Conn) []*Conn) {
 	t := time.NewTicker(loopBackstop)
-	defer t.Stop()
+	t.Stop() // looking starts with the first note
+	ticking := false
 	var buf []*Conn
 	for {
 		select {
 		case <-stop:
 			// A Write that finds stopped set arms its own timer; one that
-			// noted before this look has set forReader first, so the look
-			// below sees its bytes (see scheduleLocked).
+			// noted before has set forReader first, so this look sees its
+			// bytes (see scheduleLocked).
 			sw.stopped.Store(true)
-			buf = conns(buf[:0])
-			for _, c := range buf {
+			t.Stop()
+			for _, c := range conns(buf[:0]) {
 				c.sweep(true)
 			}
 			return
+		case <-sw.wake:
+			if !ticking {
+				t.Reset(loopBackstop)
+				ticking = true
+			}
 		case <-t.C:
 			if !sw.due.Swap(false) {
+				// Nothing left at the last look, nothing noted since: stop
+				// until a Write sets due again (and wakes the sweeper).
+				t.Stop()
+				ticking = false
 				continue
 			}
 			buf = conns(buf[:0])
