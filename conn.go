@@ -142,10 +142,8 @@ func (c *Conn) makeQueue() *writeQueue {
 	c.rd.dmu.Lock()
 	sock := c.rd.sock
 	c.rd.dmu.Unlock()
-	q := &writeQueue{out: c.raw, sock: sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads}
-	if c.accepted {
-		q.sweeper = c.cfg.sweep
-	}
+	q := &writeQueue{out: c.raw, sock: sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads,
+		sweeper: c.cfg.sweep} // a Server's config has one, and only its Conns have that config
 	if c.wq.CompareAndSwap(nil, q) {
 		return q
 	}
