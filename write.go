@@ -438,12 +438,13 @@ func (q *writeQueue) takeForSend() ([]byte, *rawSock) {
 }
 
 // sendDone accounts for sendNow's batch and leaves what the socket did not
-// take, or what came meanwhile, to the writer goroutine.
+// take, what came meanwhile, and a WriteEOF made meanwhile to the writer
+// goroutine: a writer started during the send left them to it (drainLoop).
 func (q *writeQueue) sendDone(batch []byte, n int, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.sentLocked(batch, n, err)
-	if len(q.pending) > 0 {
+	if q.err == nil {
 		q.startLocked()
 	}
 	q.releaseBufsLocked()

@@ -202,6 +202,34 @@ func TestWriteEOF(t *testing.T) {
 	is.NoErr(c.Flush(testCtx(t)))
 }
 
+// A WriteEOF made while a read's or Drain's inline send has the queue's last
+// bytes in flight is sent once they are: the writer it starts finds the send
+// under way and leaves everything to it.
+func TestWriteEOFDuringInlineSend(t *testing.T) {
+	is := is.New(t)
+	c, peer := activeReader(t)
+	q := c.queue()
+	q.mu.Lock()
+	q.delay = time.Hour // no backstop within the test: only the send's end may start the writer
+	q.mu.Unlock()
+	_, err := c.Write([]byte("request"))
+	is.NoErr(err)
+
+	batch, sock := q.takeForSend() // an inline send begins (Conn.sendNow)
+	is.True(sock != nil)
+	is.NoErr(c.WriteEOF())
+	q.wg.Wait() // the writer WriteEOF started has looked and gone
+	n, err := sock.trySend(batch)
+	is.NoErr(err)
+	is.Equal(n, len(batch)) // all of it: nothing is left but the EOF
+	q.sendDone(batch, n, err)
+
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	got, err := io.ReadAll(peer)
+	is.NoErr(err) // a timeout here: the EOF was never sent
+	is.Equal(string(got), "request")
+}
+
 func TestCloseFlushes(t *testing.T) {
 	is := is.New(t)
 	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
