@@ -40,7 +40,7 @@ var (
 //     are left, a Server's Conns have the Server's sweeper, and other Conns
 //     the timer at loopBackstop.
 //     A Write made while a read waits, or on a Conn never read, starts the
-//     writer goroutine at once.
+//     writer goroutine at once, and so does a Write that the pause blocks.
 //
 // Whether the queue may be used at all is decided in one place, errLocked.
 type writeQueue struct {
@@ -175,6 +175,9 @@ func (q *writeQueue) admitLocked(ctx context.Context) error {
 		if !q.paused && !q.upgrading {
 			return nil
 		}
+		// What is queued must go out for the pause to end, and it may have
+		// been left for the Conn's next read, which may be this goroutine's.
+		q.startLocked()
 		if err := q.waitLocked(ctx, q.deadline); err != nil {
 			return err
 		}

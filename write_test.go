@@ -230,6 +230,27 @@ func TestWriteEOFDuringInlineSend(t *testing.T) {
 	is.Equal(string(got), "request")
 }
 
+// A Write that the pause blocks starts the writer for what is queued: the
+// bytes may have been left for the Conn's next read, and the goroutine that
+// would make it may be the one waiting in Write.
+func TestWriteBlockedByPauseStartsWriter(t *testing.T) {
+	is := is.New(t)
+	c, peer := activeReader(t)
+	q := c.queue()
+	q.mu.Lock()
+	q.delay = time.Hour // no backstop within the test
+	q.mu.Unlock()
+	got := readAllAsync(peer)
+	is.NoErr(c.SetWriteDeadline(time.Now().Add(testTimeout)))
+	part := make([]byte, 40<<10)
+	for i := 0; i < 3; i++ { // the second passes the high watermark (64 KiB), the third waits
+		_, err := c.Write(part)
+		is.NoErr(err) // a timeout here: nothing sent what the pause waited on
+	}
+	is.NoErr(c.Close())
+	is.Equal(len(<-got), 3*len(part))
+}
+
 func TestCloseFlushes(t *testing.T) {
 	is := is.New(t)
 	c, peer := connPair(t, WithWriteBufferLimits(4<<10, 1<<10))
