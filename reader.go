@@ -685,6 +685,14 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 		r.mu.unlock()
 		return p, nil
 	}
+	if n == 0 {
+		// At once: not even a pending skip is waited for.
+		defer r.mu.unlock()
+		if r.closed.Load() {
+			return nil, r.closeErr
+		}
+		return []byte{}, nil
+	}
 	return r.readExactly(ctx, n)
 }
 

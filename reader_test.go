@@ -312,6 +312,21 @@ func TestConcurrentReadFails(t *testing.T) {
 	is.NoErr(<-done)
 }
 
+// ReadExactly(ctx, 0) returns at once, even with the rest of an oversized line
+// still to be skipped and not yet arrived.
+func TestReadExactlyZeroWithSkipPending(t *testing.T) {
+	is := is.New(t)
+	c := feedOpts(t, false, []Option{WithLimit(4)}, "0123456789") // no newline: the skip waits for one
+	for _, err := range c.Lines(testCtx(t)) {
+		var le *LimitOverrunError
+		is.True(errors.As(err, &le))
+		break
+	}
+	p, err := c.ReadExactly(testCtx(t), 0)
+	is.NoErr(err) // ctx's end here: it waited for the skip
+	is.True(p != nil && len(p) == 0)
+}
+
 func TestReaderOverPipeCancel(t *testing.T) {
 	// NewReader over an os.Pipe: cancellation interrupts the blocked read.
 	is := is.New(t)
