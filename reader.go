@@ -624,7 +624,10 @@ func (r *Reader) readDirect(p []byte) (int, error) {
 			}
 		}
 	}
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		r.err = err // as a buffered read's: AtEOF, and later reads, see it
+	case err != nil:
 		err = r.readErr(context.Background(), err)
 	}
 	return n, err

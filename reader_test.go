@@ -327,6 +327,43 @@ func TestReadExactlyZeroWithSkipPending(t *testing.T) {
 	is.True(p != nil && len(p) == 0)
 }
 
+// A Read that bypasses the buffer (into a p at least the buffer's size) and
+// finds the end of the stream leaves it seen, as a buffered Read does: AtEOF
+// reports it, and later reads return io.EOF without reading again.
+func TestDirectReadEOFSticks(t *testing.T) {
+	is := is.New(t)
+	src := &countingReader{r: strings.NewReader("abc")}
+	r := NewReader(src)
+	p := make([]byte, 64<<10)
+	var got []byte
+	for {
+		n, err := r.Read(p)
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			break
+		}
+		is.NoErr(err)
+	}
+	is.Equal(string(got), "abc")
+	is.True(r.AtEOF())
+	reads := src.reads
+	n, err := r.Read(p)
+	is.Equal(n, 0)
+	is.Equal(err, io.EOF)
+	is.Equal(src.reads, reads) // the end is remembered, not read again
+}
+
+// countingReader counts the reads made of r.
+type countingReader struct {
+	r     io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.r.Read(p)
+}
+
 func TestReaderOverPipeCancel(t *testing.T) {
 	// NewReader over an os.Pipe: cancellation interrupts the blocked read.
 	is := is.New(t)
