@@ -25,9 +25,10 @@ var (
 	ErrServerClosed = errors.New("sluice: server closed")
 
 	// ErrConcurrentRead is returned at once by a read started while another
-	// goroutine's read on the same Reader is under way (asyncio raises
-	// RuntimeError).
-	ErrConcurrentRead = errors.New("sluice: another goroutine is already reading")
+	// goroutine's read on the same Reader is under way, or while an iterator
+	// loop (Lines, Frames, Chunks, a channel form's) runs, its own body
+	// included (asyncio raises RuntimeError).
+	ErrConcurrentRead = errors.New("sluice: a read or iterator loop is already under way")
 
 	// ErrIdleTimeout is why a Conn's reads and writes fail once WithIdleTimeout
 	// has closed it. It matches os.ErrDeadlineExceeded and is a net.Error whose

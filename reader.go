@@ -175,8 +175,13 @@ func (r *Reader) AtEOF() bool { return r.err == io.EOF && r.r == r.w }
 // goroutine holds it or the owning Conn is closed, then settles pending
 // discards. It does not look at ctx: a read that need not wait returns what is
 // buffered whatever ctx says; fill checks ctx before every wait.
-func (r *Reader) lock(ctx context.Context) error {
-	if !r.mu.tryLock() {
+func (r *Reader) lock(ctx context.Context) error { return r.begun(ctx, r.mu.tryLock()) }
+
+// begun readies a read, or a loop, that tried the read lock, took reporting
+// whether it got it: ErrConcurrentRead if not, else begin's error, with the
+// lock released.
+func (r *Reader) begun(ctx context.Context, took bool) error {
+	if !took {
 		return ErrConcurrentRead
 	}
 	if err := r.begin(ctx); err != nil {
@@ -574,7 +579,10 @@ func (r *Reader) shutdown(reason error) {
 // large as the buffer would be (so a Conn used only through Read never takes a
 // buffer). It blocks until data arrives, the read deadline passes (a timeout
 // error), or the stream ends (io.EOF); after Close or Abort it returns an error
-// matching net.ErrClosed. Concurrent Reads take turns, as net.Conn's do.
+// matching net.ErrClosed. Concurrent Reads take turns, as net.Conn's do, and
+// wait for another read under way; but a Read made while an iterator loop
+// (Lines, Frames, Chunks, a channel form's) runs, from its body or elsewhere,
+// returns ErrConcurrentRead at once, as the loop may never end.
 func (c *Conn) Read(p []byte) (int, error) { return c.rd.Read(p) }
 
 // Read reads up to len(p) bytes into p (io.Reader). See Conn.Read.
@@ -582,7 +590,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.mu.lock()
+	if !r.mu.lock() {
+		return 0, ErrConcurrentRead
+	}
 	defer r.mu.unlock()
 	if r.closed.Load() {
 		return 0, r.closeErr
@@ -821,9 +831,10 @@ func runSteps[S stepper](ctx context.Context, r *Reader, s S, yield func([]byte,
 	}
 }
 
-// startLoop takes the read lock for an iterator loop and tells the hook.
+// startLoop takes the read lock for an iterator loop, as one (a Read does not
+// wait for it), and tells the hook.
 func (r *Reader) startLoop(ctx context.Context) error {
-	if err := r.lock(ctx); err != nil {
+	if err := r.begun(ctx, r.mu.tryLockLoop()); err != nil {
 		return err
 	}
 	if r.hook != nil {

@@ -312,6 +312,32 @@ func TestConcurrentReadFails(t *testing.T) {
 	is.NoErr(<-done)
 }
 
+// A Read made while an iterator loop runs fails at once instead of waiting
+// for the loop's end: from the loop's own body, waiting would never end.
+func TestReadDuringLoopFails(t *testing.T) {
+	is := is.New(t)
+	c := feed(t, 64<<10, "len 5\n", "hello")
+	done := make(chan error, 1)
+	go func() {
+		res := errors.New("no line")
+		for line, err := range c.Lines(testCtx(t)) {
+			if err == nil && string(line) == "len 5" {
+				_, err = c.Read(make([]byte, 5)) // the body of a header loop reading a body
+			}
+			res = err
+			break
+		}
+		done <- res // the loop has ended
+	}()
+	is.True(errors.Is(recv(t, done), ErrConcurrentRead))
+
+	// Once the loop has ended, Read reads.
+	got := make([]byte, 5)
+	_, err := io.ReadFull(c, got)
+	is.NoErr(err)
+	is.Equal(string(got), "hello")
+}
+
 // ReadExactly(ctx, 0) returns at once, even with the rest of an oversized line
 // still to be skipped and not yet arrived.
 func TestReadExactlyZeroWithSkipPending(t *testing.T) {

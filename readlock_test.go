@@ -65,3 +65,27 @@ func TestReadLockTurns(t *testing.T) {
 	is.Equal(count, goroutines*turns)
 	is.True(l.tryLock()) // free at the end
 }
+
+// An iterator loop's hold is a hold for tryLock, but lock does not wait for
+// it, neither when it finds it nor when a loop takes the lock while it waits.
+func TestReadLockLooped(t *testing.T) {
+	is := is.New(t)
+	var l readLock
+	is.True(l.tryLockLoop())
+	is.True(!l.tryLock())
+	is.True(!l.tryLockLoop())
+	is.True(!l.lock())
+	l.unlock()
+
+	is.True(l.tryLock())
+	got := make(chan bool, 1)
+	go func() { got <- l.lock() }()
+	waitUntil(t, func() bool { return l.state.Load() == lockWaited })
+	// unlock, with a loop taking the lock before the waiter is woken.
+	is.Equal(l.state.Swap(lockFree), int32(lockWaited))
+	is.True(l.tryLockLoop())
+	l.wakeWaiters()
+	is.True(!recv(t, got))
+	l.unlock()
+	is.True(l.tryLock())
+}
