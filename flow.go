@@ -229,14 +229,6 @@ func (m *mapper[In, Out]) dispatch(ctx context.Context, in <-chan In) {
 	defer close(m.jobs)
 	done := ctx.Done()
 	for i := 0; ; {
-		// Once the flow has ended, take nothing more from in, even if in has a
-		// value ready (select would pick at random).
-		select {
-		case <-done:
-			m.f.fail(ctx.Err())
-			return
-		default:
-		}
 		v, ok, ended := recvOrDone(in, done)
 		if ended {
 			m.f.fail(ctx.Err())
@@ -377,10 +369,17 @@ func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) 
 	}
 }
 
-// recvOrDone receives from in, or reports ended once done is closed. It tries
-// the receive without blocking first: a select that can go ahead at once costs
-// far less than one that waits on two channels.
+// recvOrDone receives from in, or reports ended once done is closed. Once it
+// is, it takes nothing more from in, even a value that is ready (a select
+// would pick at random): a flow that has ended leaves its input's values where
+// they are. It tries the receive without blocking first: a select that can go
+// ahead at once costs far less than one that waits on two channels.
 func recvOrDone[T any](in <-chan T, done <-chan struct{}) (v T, ok, ended bool) {
+	select {
+	case <-done:
+		return v, false, true
+	default:
+	}
 	select {
 	case v, ok = <-in:
 		return v, ok, false

@@ -537,6 +537,24 @@ func TestMergeClosesWhenAllInputsClose(t *testing.T) {
 
 // ctx ending and Stop end a Merge whose inputs stay open, while its consumer
 // does not receive.
+// A Merge whose ctx has ended takes nothing from its inputs: no value is taken
+// and then dropped.
+func TestMergeEndedCtxTakesNothing(t *testing.T) {
+	is := is.New(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	in := make(chan int, 3)
+	in <- 1
+	in <- 2
+	in <- 3
+	f := Merge(ctx, (<-chan int)(in))
+	for range f.C {
+		t.Error("a value was sent after ctx ended")
+	}
+	is.True(errors.Is(f.Err(), context.Canceled))
+	is.Equal(len(in), 3)
+}
+
 func TestMergeCancel(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -802,6 +820,33 @@ func TestWriteFromInputClosedByCtx(t *testing.T) {
 	n, err := c.WriteFrom(ctx, up.C)
 	is.True(errors.Is(err, context.Canceled))
 	is.Equal(n, int64(0))
+}
+
+// Once ctx has ended, WriteFrom and WriteFramesFrom take nothing more from in,
+// even values that are ready: they stay in the channel.
+func TestWriteFromEndedCtxTakesNothing(t *testing.T) {
+	for _, frames := range []bool{false, true} {
+		t.Run(fmt.Sprint("frames=", frames), func(t *testing.T) {
+			is := is.New(t)
+			c, _ := connPair(t)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			cancel()
+			in := make(chan []byte, 3)
+			for _, v := range []string{"a", "b", "c"} {
+				in <- []byte(v)
+			}
+			var n int64
+			var err error
+			if frames {
+				n, err = c.WriteFramesFrom(ctx, LengthPrefixed(LengthPrefix{}), in)
+			} else {
+				n, err = c.WriteFrom(ctx, in)
+			}
+			is.True(errors.Is(err, context.Canceled))
+			is.Equal(n, int64(0))
+			is.Equal(len(in), 3)
+		})
+	}
 }
 
 // A write error ends WriteFrom as it is.
