@@ -191,7 +191,10 @@ func (rl *relay) pump(src, dst *Conn, n *int64) error {
 	sp := newSplicer(src, dst)
 	for {
 		if sp != nil && src.rd.caughtUp() {
-			return sp.run(rl.ctx, n)
+			if err := sp.run(rl.ctx, n); err != errUrgentMark {
+				return err
+			}
+			// One step through the Reader, whose read(2) passes the mark.
 		}
 		p, err := src.rd.nextChunk(rl.ctx, relayChunk)
 		if err != nil {
@@ -225,6 +228,10 @@ func (rl *relay) passEOF(dst *Conn) (closeDst bool, err error) {
 	return closeDst, err
 }
 
+// errUrgentMark is splicer.run's where the next bytes wait past a TCP urgent
+// mark, which splice(2) does not pass: pump reads them through the Reader.
+var errUrgentMark = errors.New("sluice: relay: bytes past a TCP urgent mark")
+
 // splicer moves one direction's bytes in the kernel where both Conns are
 // plain TCP: *net.TCPConn's ReadFrom splices (Linux splice(2)).
 type splicer struct {
@@ -250,8 +257,9 @@ func newSplicer(src, dst *Conn) *splicer {
 	return &splicer{src: src, dst: dst, to: to, in: in, lr: io.LimitedReader{R: from}}
 }
 
-// run moves src's bytes to dst until src's input ends (io.EOF) or something
-// fails, counting them in total. Each step waits for bytes to arrive and moves
+// run moves src's bytes to dst until src's input ends (io.EOF), something
+// fails, or bytes wait past a TCP urgent mark (errUrgentMark), counting them
+// in total. Each step waits for bytes to arrive and moves
 // those, up to spliceChunk, while it holds dst's write queue, so that no Write
 // by another goroutine lands inside a step; then it counts them as src's reads
 // and dst's sends count theirs, in Stats and on the timeouts' clocks. A step
@@ -267,6 +275,8 @@ func (s *splicer) run(ctx context.Context, total *int64) error {
 			return s.why(err)
 		case avail == 0:
 			return io.EOF
+		case avail < 0:
+			return errUrgentMark
 		}
 		q := s.dst.queue()
 		if err := q.hold(ctx, opWrite); err != nil {

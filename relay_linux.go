@@ -28,8 +28,9 @@ func newInbound(sock *rawSock) *inbound {
 	return in
 }
 
-// wait blocks until the socket holds bytes and returns how many, or 0 once the
-// stream has ended. A read deadline or the socket's close cuts it short.
+// wait blocks until the socket holds bytes and returns how many, 0 once the
+// stream has ended, or -1 where bytes wait past a TCP urgent mark (see ready).
+// A read deadline or the socket's close cuts it short.
 func (in *inbound) wait() (int, error) {
 	in.n, in.errno = 0, nil
 	if err := in.sock.rc.Read(in.fn); err != nil {
@@ -67,6 +68,11 @@ func (in *inbound) ready(fd uintptr) bool {
 		case m == 0:
 			return true // the end of the stream
 		}
-		// Bytes arrived between the two calls: count them.
+		// SIOCINQ counts none, yet a peek finds bytes: they lie past a TCP
+		// urgent mark (MSG_OOB), which neither SIOCINQ nor splice(2) passes,
+		// and looking again would spin. A read(2) steps over the mark: -1
+		// asks for one through the Reader.
+		in.n = -1
+		return true
 	}
 }
