@@ -36,8 +36,7 @@ type rawSock struct {
 	writeFn func(uintptr) bool // writable, bound by the first send: a Conn that only reads needs none
 	wn      int32
 	werrno  uint32
-
-	again bool // read's
+	clock   *activity // sendAll's, told of its progress; nil for trySend
 }
 
 // maxRW bounds one read(2) or write(2), as the runtime's poller does
@@ -68,13 +67,13 @@ func newRawSock(nc net.Conn) *rawSock {
 // giving the buffer back: the caller takes one and reads again. A read that
 // finds the end of the stream returns io.EOF.
 func (s *rawSock) read(r *Reader, msg int64) (n int, again bool, err error) {
-	s.r, s.msg, s.n, s.errno, s.again = r, msg, 0, 0, false
+	s.r, s.msg, s.n, s.errno = r, msg, 0, 0
 	err = s.rc.Read(s.readFn)
 	s.r = nil
-	if err != nil || s.errno != 0 || (s.n == 0 && !s.again) {
+	if err != nil || s.errno != 0 || s.n == 0 {
 		return 0, false, s.failed(err)
 	}
-	return int(s.n), s.again, nil
+	return max(int(s.n), 0), s.n < 0, nil
 }
 
 // failed returns what a read that brought nothing stands for: RawConn's error
@@ -95,11 +94,11 @@ func (s *rawSock) failed(err error) error {
 
 // readable is the poller's callback: one read(2); where the socket has
 // nothing, the empty buffer given back and false, to wait; woken with no
-// buffer, true at once (again).
+// buffer, true at once, with n -1 (again).
 func (s *rawSock) readable(fd uintptr) bool {
 	r := s.r
 	if r.buf == nil {
-		s.again = true
+		s.n = -1
 		return true
 	}
 	p := r.buf[r.w:]
@@ -155,17 +154,35 @@ func (s *rawSock) sendFailed(err error) error {
 	return opError("write", s.nc, os.NewSyscallError("write", syscall.Errno(s.werrno)))
 }
 
+// sendAll writes all of p (up to maxRW), waiting for room as net.Conn's
+// Write does (a write deadline or the Conn's close cuts it short), and tells
+// clock of every write(2) that takes bytes: a peer that reads a large batch
+// slowly is not idle.
+func (s *rawSock) sendAll(p []byte, clock *activity) (int, error) {
+	s.clock = clock
+	n, err := s.trySend(p)
+	s.clock = nil
+	return n, err
+}
+
 // writable is trySend's callback: one write(2), which takes what the socket
-// has room for, or nothing (EAGAIN) without waiting.
+// has room for, or nothing (EAGAIN) without waiting. For sendAll (clock set)
+// it writes until all of buf is taken, telling the clock, and where the socket
+// is full returns false for the poller to wait for room and call it again.
 func (s *rawSock) writable(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), s.buf)
+		n, err := syscall.Write(int(fd), s.buf[s.wn:])
 		switch err {
 		case syscall.EINTR:
 			continue
 		case nil:
-			s.wn = int32(n)
+			s.wn += int32(n)
+			if s.clock != nil && n > 0 && int(s.wn) < len(s.buf) {
+				s.clock.touch()
+				continue
+			}
 		case syscall.EAGAIN:
+			return s.clock == nil
 		default:
 			s.werrno = uint32(err.(syscall.Errno))
 		}

@@ -99,6 +99,46 @@ func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
 		is.NoErr(c.Close())
 		is.Equal(len(<-got), sent)
 	})
+	// One Write far larger than the kernel's buffers, to a peer that reads it
+	// slowly but steadily: the clock follows the bytes the kernel takes, not
+	// whole batches, through the socket's descriptor (TCP) and in pieces
+	// where there is none (net.Pipe).
+	for _, kind := range []string{"tcp", "pipe"} {
+		t.Run("one large Write read slowly/"+kind, func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			var c *Conn
+			var peer net.Conn
+			if kind == "tcp" {
+				c, peer = connPair(t, WithIdleTimeout(idleFor))
+			} else {
+				a, b := net.Pipe()
+				c, peer = NewConn(a, WithIdleTimeout(idleFor)), b
+				t.Cleanup(func() { c.Abort(); peer.Close() })
+			}
+			const total, step = 8 << 20, 256 << 10
+			got := make(chan int, 1)
+			go func() { // a step every dripGap/5: 0.64 s in all, never idle for long
+				peer.SetReadDeadline(time.Now().Add(testTimeout))
+				buf := make([]byte, step)
+				n := 0
+				for n < total {
+					k, err := io.ReadFull(peer, buf[:min(step, total-n)])
+					n += k
+					if err != nil {
+						break
+					}
+					time.Sleep(dripGap / 5)
+				}
+				got <- n
+			}()
+			_, err := c.Write(make([]byte, total))
+			is.NoErr(err)
+			is.NoErr(c.Flush(testCtx(t))) // ErrIdleTimeout: the clock saw no progress
+			is.Equal(recv(t, got), total)
+			is.True(!c.IsClosing())
+		})
+	}
 }
 
 // A peer that stops reading is dropped too, however much is queued: bytes

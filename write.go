@@ -397,8 +397,9 @@ func (q *writeQueue) drainLoop() {
 	// again if it leaves anything behind.
 	for q.err == nil && len(q.pending) > q.late && !q.sending {
 		batch, out := q.takeLocked()
+		sock, clock := q.sock, q.clock
 		q.mu.Unlock()
-		n, err := out.Write(batch)
+		n, err := sendBatch(out, sock, clock, batch)
 		q.mu.Lock()
 		q.sentLocked(batch, n, err)
 	}
@@ -413,6 +414,34 @@ func (q *writeQueue) drainLoop() {
 	q.running = false
 	q.releaseBufsLocked()
 	q.broadcastLocked()
+}
+
+// timedPiece is the most that sendBatch hands to a transport with no descriptor
+// (TLS: one record) between two looks at the clock.
+const timedPiece = 16 << 10
+
+// sendBatch is the writer goroutine's send of a batch: one blocking write to out;
+// or, where an idle or message timeout keeps a clock, a send that tells the
+// clock of its progress as it goes, so that a peer that reads a large batch
+// slowly is not taken for idle: write(2) by write(2) through the socket's
+// descriptor where there is one, else in pieces of timedPiece.
+func sendBatch(out net.Conn, sock *rawSock, clock *activity, batch []byte) (int, error) {
+	switch {
+	case clock == nil:
+		return out.Write(batch)
+	case sock != nil:
+		return sock.sendAll(batch, clock)
+	}
+	n := 0
+	for n < len(batch) {
+		k, err := out.Write(batch[n:min(len(batch), n+timedPiece)])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		clock.touch()
+	}
+	return n, nil
 }
 
 // sendQueued tries once, without waiting, to hand what is queued to the
