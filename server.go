@@ -598,7 +598,10 @@ func (s *Server) finishConn(h *handlerEnd) {
 	defer s.releaseSlot()
 	err := h.err
 	peer := peerName(c)
-	closing := c.rd.closesWith.Err() != nil // closed before the handler returned, by the Server, a timeout or the handler's own
+	// Closed before the handler returned, by the Server, a timeout or the
+	// handler's own: the queue says so from the close's first step, before a
+	// blocked read is woken; the ctx is cancelled a little later.
+	closing := c.IsClosing() || c.rd.closesWith.Err() != nil
 	var hs *handshakeError
 	counted := &s.stats.Errors
 	switch {

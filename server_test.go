@@ -270,6 +270,34 @@ func TestAbortClients(t *testing.T) {
 	is.True(s.IsServing())
 }
 
+// A handler whose read fails because its Conn is closing has done nothing
+// wrong, even where it returns before the close has cancelled its ctx (a
+// close wakes blocked reads first): it is neither counted in Errors nor
+// logged as an error.
+func TestHandlerEndedByCloseIsNoError(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	logger, logs := srvLogger()
+	conns := make(chan *Conn, 1)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		conns <- c
+		_, err := c.ReadLine(context.Background())
+		return err
+	}, WithLogger(logger))
+	srvDial(t, s.Addrs()[0])
+	c := recv(t, conns)
+	// A close's first steps: the queue closed and the read woken, the ctx not
+	// cancelled yet.
+	is.True(c.queue().close(errClosed))
+	c.rd.shutdown(errClosed)
+	waitUntil(t, func() bool { return strings.Contains(logs.String(), "sluice: handler error") })
+	c.Abort() // the rest of the close
+	is.NoErr(s.Close())
+	is.NoErr(s.WaitClosed(testCtx(t)))
+	is.True(!strings.Contains(logs.String(), "level=ERROR")) // logged at Debug
+	is.Equal(s.Stats().Errors, int64(0))
+}
+
 func TestServe(t *testing.T) {
 	t.Run("ctx ends", func(t *testing.T) {
 		srvNoLeaks(t)
