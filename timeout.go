@@ -41,6 +41,7 @@ type activity struct {
 	msgSince int64 // when that message's first byte arrived (the read that brought it)
 	inMsg    bool  // a read is waiting for the rest of msg now
 	stopped  bool
+	fired    bool // a timeout passed and aborted the Conn
 }
 
 // newActivity returns the clock for cfg's timeouts, which aborts c when one
@@ -64,6 +65,15 @@ func (a *activity) begin() {
 }
 
 func (a *activity) now() int64 { return int64(time.Since(a.start)) }
+
+// timedOut reports whether a timeout aborted the Conn: also where it was
+// closing already, a Close's flush cut short, which its close reason does not
+// say.
+func (a *activity) timedOut() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fired
+}
 
 // touch records progress: a byte read or handed to the kernel.
 func (a *activity) touch() { a.last.Store(a.now()) }
@@ -139,7 +149,7 @@ func (a *activity) check() {
 		}
 	}
 	if err != nil {
-		a.stopped = true
+		a.stopped, a.fired = true, true
 		a.mu.Unlock()
 		a.conn.abort(err)
 		return

@@ -265,6 +265,23 @@ func TestServerTimeouts(t *testing.T) {
 	is.Equal(srvRoundTrip(t, c, "still serving"), "still serving")
 }
 
+// A Conn whose handler has returned, closing it, while a peer that no longer
+// reads holds up the flush of what it wrote, is ended by the idle timeout:
+// Stats counts it in TimedOut.
+func TestServerTimeoutDuringCloseFlush(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		_, err := c.Write(make([]byte, 32<<20)) // more than the kernel's buffers hold
+		return err
+	}, WithIdleTimeout(idleFor))
+	srvDial(t, s.Addrs()[0]) // never reads
+	waitUntil(t, func() bool { st := s.Stats(); return st.Accepted == 1 && st.Active == 0 && len(s.liveConns(nil)) == 0 })
+	st := s.Stats()
+	is.Equal(st.TimedOut, int64(1))
+	is.Equal(st.Errors, int64(0))
+}
+
 func TestTimeoutOptions(t *testing.T) {
 	is := is.New(t)
 	_, _, err := Pipe(WithIdleTimeout(-time.Second))
