@@ -340,7 +340,8 @@ func WithLogger(l *slog.Logger) Option {
 // and before the handler runs; RemoteAddr and LocalAddr then report the
 // addresses it carries. The header must arrive within the idle timeout, or 10 s
 // without one; under ProxyRequired a connection without a valid header is
-// closed and its handler never runs. Default ProxyOff. It applies to Listen
+// closed and its handler never runs, and under ProxyOptional one that has sent
+// nothing by then is served without one. Default ProxyOff. It applies to Listen
 // and NewServer. ProxyOptional lets any client claim any address: use it only
 // where every client comes through a trusted proxy. A value other than the
 // three ProxyProtocol constants is an error.

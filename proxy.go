@@ -35,7 +35,9 @@ const (
 	ProxyOff ProxyProtocol = iota
 
 	// ProxyOptional honours a PROXY v1 or v2 header if one comes first, and
-	// takes the connection as it is otherwise. HAProxy's spec forbids this
+	// takes the connection as it is otherwise: also a client that sends nothing
+	// until the header's time is up (one that waits for the server to speak
+	// first, which it then does that much later). HAProxy's spec forbids this
 	// guessing, for good reason: any client can claim any address. Use it only
 	// where every client comes through a trusted proxy (for example while
 	// turning the proxy's header on).
@@ -78,8 +80,9 @@ type proxyInfo struct {
 // client that sends "GE" and waits for an answer is not kept waiting), the peer
 // closes or resets, or deadline passes (a zero deadline means none); nc's read
 // deadline is zero again when it returns. Without a header, it returns every
-// byte read in rest and no error under ProxyOptional, and an error matching
-// ErrProxyHeader under ProxyRequired. Every failure of the header itself matches
+// byte read in rest and no error under ProxyOptional (also where nothing came
+// before the deadline), and an error matching ErrProxyHeader under
+// ProxyRequired. Every failure of the header itself matches
 // ErrProxyHeader (and, at the deadline, os.ErrDeadlineExceeded); a read error
 // such as a reset is returned wrapped, without it.
 //
@@ -210,6 +213,11 @@ func noProxyHeader(buf []byte, mode ProxyProtocol) (proxyInfo, error) {
 // proxyReadFailed is the outcome for a read error before buf could be judged.
 func proxyReadFailed(buf []byte, mode ProxyProtocol, err error) (proxyInfo, error) {
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) && mode == ProxyOptional && len(buf) == 0:
+		// Nothing came at all: a client that waits for the server to speak
+		// first (SMTP, FTP), not a proxy, which sends its header at once.
+		// go-proxyproto's USE policy takes it so too.
+		return noProxyHeader(buf, mode)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return proxyInfo{}, fmt.Errorf("%w: timed out waiting for it: %w", ErrProxyHeader, err)
 	case !errors.Is(err, io.EOF):

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -385,8 +386,9 @@ func TestProxyHeaderEOF(t *testing.T) {
 	}
 }
 
-// TestProxyHeaderTimeout: a client that sends nothing, or stops inside a
-// header, gets an error at the deadline, in either mode.
+// TestProxyHeaderTimeout: a client that stops inside a header gets an error at
+// the deadline, in either mode, and so does one that sends nothing under
+// ProxyRequired; under ProxyOptional that one has no header.
 func TestProxyHeaderTimeout(t *testing.T) {
 	for _, tc := range []struct{ name, sent string }{
 		{"silent", ""},
@@ -403,8 +405,15 @@ func TestProxyHeaderTimeout(t *testing.T) {
 				_, err := io.WriteString(client, tc.sent)
 				is.NoErr(err)
 				deadline := time.Now().Add(200 * time.Millisecond)
-				_, err = readHeaderWithin(t, server, mode, deadline, testTimeout)
+				info, err := readHeaderWithin(t, server, mode, deadline, testTimeout)
 				is.True(!time.Now().Before(deadline))
+				if tc.sent == "" && mode == ProxyOptional {
+					// A client waiting for the server to speak first: no header.
+					is.NoErr(err)
+					is.Equal(len(info.rest), 0)
+					is.True(info.remote == nil)
+					return
+				}
 				is.True(errors.Is(err, ErrProxyHeader))
 				is.True(errors.Is(err, os.ErrDeadlineExceeded))
 				var ne net.Error
@@ -693,6 +702,24 @@ func TestServerProxyMissing(t *testing.T) {
 		is.Equal(len(got), 0)
 		waitUntil(t, func() bool { return s.Stats().Rejected == 1 })
 		quietFor(t, seen, 10*time.Millisecond, "the handler ran")
+	})
+	t.Run("optional, silent: the server speaks first", func(t *testing.T) {
+		srvNoLeaks(t)
+		is := is.New(t)
+		s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+			if _, err := c.Write([]byte("220 ready\n")); err != nil { // SMTP's greeting
+				return err
+			}
+			_, err := c.ReadLine(ctx)
+			return err
+		}, WithProxyProtocol(ProxyOptional), WithIdleTimeout(100*time.Millisecond),
+			WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		nc := srvDial(t, s.Addrs()[0])
+		nc.SetReadDeadline(time.Now().Add(testTimeout))
+		line, err := bufio.NewReader(nc).ReadString('\n') // once the header's time is up
+		is.NoErr(err)
+		is.Equal(line, "220 ready\n")
+		is.Equal(s.Stats().Rejected, int64(0))
 	})
 	t.Run("AbortClients while the header is awaited", func(t *testing.T) {
 		srvNoLeaks(t)
