@@ -446,7 +446,7 @@ func (r *Reader) take(n int) []byte {
 // ReadExactly or frame) is over, the oversized buffer is given up.
 func (r *Reader) consume(n int) {
 	r.r += n
-	if r.r == r.w && len(r.buf) > 2*max(growBufSize, r.limit) {
+	if r.r == r.w && len(r.buf)/2 > max(growBufSize, r.limit) { // (2*limit may overflow)
 		r.off += int64(r.w)
 		r.buf, r.r, r.w = nil, 0, 0
 		r.size = minPooled

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -377,6 +378,19 @@ func TestDirectReadEOFSticks(t *testing.T) {
 	is.Equal(n, 0)
 	is.Equal(err, io.EOF)
 	is.Equal(src.reads, reads) // the end is remembered, not read again
+}
+
+// A buffer of the usual size is kept when reads empty it, whatever the limit:
+// twice the largest limit would overflow an int.
+func TestLargeLimitKeepsBuffer(t *testing.T) {
+	is := is.New(t)
+	r := NewReader(strings.NewReader("a\nb\n"), WithLimit(math.MaxInt))
+	for _, want := range []string{"a\n", "b\n"} {
+		line, err := r.ReadLine(testCtx(t))
+		is.NoErr(err)
+		is.Equal(string(line), want)
+	}
+	is.True(r.buf != nil) // emptied, not given up
 }
 
 // countingReader counts the reads made of r.

@@ -37,8 +37,8 @@ func isTimeoutErr(t *testing.T, err, sentinel error) {
 func TestIdleTimeoutDropsSilentPeer(t *testing.T) {
 	t.Parallel()
 	is := is.New(t)
+	start := time.Now() // before the Conn, whose clock starts when it is made
 	c, peer := connPair(t, WithIdleTimeout(idleFor))
-	start := time.Now()
 	read := make(chan error, 1)
 	go func() {
 		_, err := c.ReadLine(context.Background())
