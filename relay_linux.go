@@ -68,11 +68,14 @@ func (in *inbound) ready(fd uintptr) bool {
 		case m == 0:
 			return true // the end of the stream
 		}
-		// SIOCINQ counts none, yet a peek finds bytes: they lie past a TCP
-		// urgent mark (MSG_OOB), which neither SIOCINQ nor splice(2) passes,
-		// and looking again would spin. A read(2) steps over the mark: -1
-		// asks for one through the Reader.
-		in.n = -1
-		return true
+		// SIOCINQ counted none, yet a peek finds bytes. At a TCP urgent mark
+		// (MSG_OOB) neither SIOCINQ nor splice(2) passes it, and looking
+		// again would spin: a read(2) steps over the mark, and -1 asks for
+		// one through the Reader. Else the bytes arrived between the two
+		// calls: count them.
+		if at, err := unix.IoctlGetInt(int(fd), unix.SIOCATMARK); err == nil && at != 0 {
+			in.n = -1
+			return true
+		}
 	}
 }
