@@ -642,10 +642,13 @@ func (s *Server) forget(c *Conn, counted *int64) {
 	delete(s.conns, c)
 	s.done.r += st.BytesRead
 	s.done.w += st.BytesWritten
-	switch {
-	case timedOut:
+	if timedOut {
 		s.stats.TimedOut++
-	case counted != nil:
+		if counted != &s.stats.Panics {
+			counted = nil // the handler's error came of the timeout; a panic is its own
+		}
+	}
+	if counted != nil {
 		*counted++
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -279,6 +280,23 @@ func TestServerTimeoutDuringCloseFlush(t *testing.T) {
 	waitUntil(t, func() bool { st := s.Stats(); return st.Accepted == 1 && st.Active == 0 && len(s.liveConns(nil)) == 0 })
 	st := s.Stats()
 	is.Equal(st.TimedOut, int64(1))
+	is.Equal(st.Errors, int64(0))
+}
+
+// A handler that panics after a timeout ended its read counts in Panics as
+// well as TimedOut: every panic is counted.
+func TestServerPanicAfterTimeout(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		_, err := c.ReadLine(ctx) // ends with the idle timeout
+		panic("unchecked: " + err.Error())
+	}, WithIdleTimeout(idleFor/4), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srvDial(t, s.Addrs()[0]) // silent
+	waitUntil(t, func() bool { return s.Stats().Accepted == 1 && len(s.liveConns(nil)) == 0 })
+	st := s.Stats()
+	is.Equal(st.TimedOut, int64(1))
+	is.Equal(st.Panics, int64(1))
 	is.Equal(st.Errors, int64(0))
 }
 
