@@ -699,14 +699,20 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 		return p, nil
 	}
 	if n == 0 {
-		// At once: not even a pending skip is waited for.
-		defer r.mu.unlock()
-		if r.closed.Load() {
-			return nil, r.closeErr
-		}
-		return []byte{}, nil
+		return r.readNothing()
 	}
 	return r.readExactly(ctx, n)
+}
+
+// readNothing is ReadExactly(ctx, 0), the read lock held: an empty result at
+// once, not even a pending skip waited for. It is a function of its own so
+// that ReadExactly has no defer.
+func (r *Reader) readNothing() ([]byte, error) {
+	defer r.mu.unlock()
+	if r.closed.Load() {
+		return nil, r.closeErr
+	}
+	return []byte{}, nil
 }
 
 // readExactly is ReadExactly where it may have to read. The read lock is held;
