@@ -112,6 +112,12 @@ func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
 			var peer net.Conn
 			if kind == "tcp" {
 				c, peer = connPair(t, WithIdleTimeout(idleFor))
+				// Small kernel buffers: once the last byte is handed over,
+				// the peer reads the rest well within the timeout (with
+				// loopback's autotuned megabytes it might not, and the Conn,
+				// idle then, would be dropped as it should).
+				is.NoErr(c.NetConn().(*net.TCPConn).SetWriteBuffer(64 << 10))
+				is.NoErr(peer.(*net.TCPConn).SetReadBuffer(64 << 10))
 			} else {
 				a, b := net.Pipe()
 				c, peer = NewConn(a, WithIdleTimeout(idleFor)), b
