@@ -183,6 +183,10 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 		return handshakeErr(parent, ctx, sc, err)
 	}
 	defer r.mu.unlock()
+	// The handshake reads the socket itself: an earlier read's context, ended
+	// since, must not have left the read deadline in the past (every read
+	// restores it so; see watch).
+	r.unwatch()
 	switch {
 	case c.tls.Load() != nil:
 		return errAlreadyTLS

@@ -414,6 +414,53 @@ func TestStartTLSReadAhead(t *testing.T) {
 	}
 }
 
+// StartTLS after a read whose context has ended since (a Stream stopped, a
+// per-read timeout cancelled by defer): the handshake's reads do not find the
+// read deadline that context's end put in the past.
+func TestStartTLSAfterEndedReadContext(t *testing.T) {
+	for _, mode := range []string{"LineChan then Stop", "ReadLine with a cancelled ctx"} {
+		t.Run(mode, func(t *testing.T) {
+			is := is.New(t)
+			ctx := testCtx(t)
+			rawClient, rawServer := tcpPair(t)
+			srv := acceptedConn(rawServer)
+			defer srv.Abort()
+			res := make(chan error, 1)
+			go func() {
+				rawClient.SetDeadline(time.Now().Add(testTimeout))
+				io.WriteString(rawClient, "STARTTLS\n")
+				if _, err := bufio.NewReader(rawClient).ReadString('\n'); err != nil {
+					res <- err
+					return
+				}
+				tc := tls.Client(rawClient, &tls.Config{RootCAs: pki().roots, ServerName: "localhost"})
+				res <- tc.HandshakeContext(ctx)
+			}()
+			if mode == "LineChan then Stop" {
+				s := srv.LineChan(ctx)
+				is.Equal(string(recv(t, s.C)), "STARTTLS")
+				s.Stop()
+			} else {
+				rctx, cancel := context.WithCancel(ctx)
+				line, err := srv.ReadLine(rctx)
+				is.NoErr(err)
+				is.Equal(string(line), "STARTTLS\n")
+				cancel()
+			}
+			// The ended context's interrupt has run: the deadline is in the past.
+			waitUntil(t, func() bool {
+				srv.rd.dmu.Lock()
+				defer srv.rd.dmu.Unlock()
+				return srv.rd.interrupted
+			})
+			_, err := srv.Write([]byte("READY\n"))
+			is.NoErr(err)
+			is.NoErr(srv.StartTLS(ctx, serverTLS())) // an i/o timeout here: the deadline stayed
+			is.NoErr(recv(t, res))
+		})
+	}
+}
+
 // TestStartTLSBothSides upgrades two Conns talking to each other: with the
 // client pipelining its handshake behind queued plaintext, and with the server
 // answering in plaintext before it upgrades. Lines, Drain and Close work over
