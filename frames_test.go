@@ -42,6 +42,58 @@ func send(t *testing.T, c *Conn, p ...[]byte) {
 	}
 }
 
+// After one large frame, a Reader that goes on with small reads (Chunks, or
+// Read, like Lines' buffered path, which does not give the buffer up) takes
+// buffers of the usual size again: not one of the frame's size at every wait,
+// which, too large for the pool, would be allocated each time.
+func TestBigFrameThenSmallReads(t *testing.T) {
+	for _, mode := range []string{"Chunks", "Read"} {
+		t.Run(mode, func(t *testing.T) {
+			is := is.New(t)
+			rd, wr := framePipe(t)
+			ctx := testCtx(t)
+			big := bytes.Repeat([]byte("a"), 200<<10)
+			send(t, wr, big, []byte("\nxyz")) // all in the kernel: one read brings the frame's end and "xyz"
+			p, err := rd.ReadFrame(ctx, Delimited(1<<20, []byte("\n")))
+			is.NoErr(err)
+			is.Equal(len(p), len(big))
+			is.Equal(rd.Buffered(), 3)
+			is.True(len(rd.rd.buf) > 2*growBufSize) // the frame's buffer, larger than reads keep
+			var got []string
+			if mode == "Chunks" {
+				for chunk, err := range rd.Chunks(ctx, 64) {
+					is.NoErr(err)
+					if got = append(got, string(chunk)); len(got) == 3 {
+						break
+					}
+					send(t, wr, []byte("b"))
+				}
+			} else {
+				buf := make([]byte, 64)
+				n, err := rd.Read(buf)
+				is.NoErr(err)
+				got = append(got, string(buf[:n]))
+				for len(got) < 3 { // reads that wait for their byte
+					res := make(chan string, 1)
+					go func() {
+						n, err := rd.Read(buf)
+						if err != nil {
+							res <- err.Error()
+						}
+						res <- string(buf[:n])
+					}()
+					waitUntil(t, func() bool { return rd.reads.has(readerWaiting) })
+					send(t, wr, []byte("b"))
+					got = append(got, recv(t, res))
+				}
+			}
+			is.Equal(got, []string{"xyz", "b", "b"})
+			is.True(rd.rd.size <= growBufSize) // what reads take since they waited
+			is.True(len(rd.rd.buf) <= growBufSize)
+		})
+	}
+}
+
 func unhex(s string) []byte {
 	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
 	if err != nil {

@@ -392,12 +392,16 @@ func (r *Reader) mayRead() {
 }
 
 // release gives an empty buffer back to the pool, so a Reader waiting for data
-// holds none; the next read takes one of the same size.
+// holds none; the next read takes one of the same size, or of the usual size
+// after a one-off large read.
 //
 //lint:ignore U1000 used by rawReader, which only the Unix systems have (sock_unix.go)
 func (r *Reader) release() {
 	if r.r != r.w || r.buf == nil {
 		return
+	}
+	if r.oversized() {
+		r.size = minPooled
 	}
 	r.off += int64(r.w)
 	putBuf(r.buf)
@@ -446,12 +450,18 @@ func (r *Reader) take(n int) []byte {
 // ReadExactly or frame) is over, the oversized buffer is given up.
 func (r *Reader) consume(n int) {
 	r.r += n
-	if r.r == r.w && len(r.buf)/2 > max(growBufSize, r.limit) { // (2*limit may overflow)
+	if r.r == r.w && r.oversized() {
 		r.off += int64(r.w)
 		r.buf, r.r, r.w = nil, 0, 0
 		r.size = minPooled
 	}
 }
+
+// oversized reports whether the buffer is larger than reads that keep
+// filling it grow it: a one-off large read's (a big ReadExactly or frame),
+// not to be kept, nor taken again at that size, once it is empty. (Twice the
+// limit may overflow: the buffer is halved instead.)
+func (r *Reader) oversized() bool { return len(r.buf)/2 > max(growBufSize, r.limit) }
 
 // watch makes ctx's end interrupt the reads about to start. A context that can
 // never end, or whose end comes with the Conn's own close, costs nothing, and
@@ -793,7 +803,7 @@ func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
 	}
 	n = min(n, r.w-r.r)
 	chunk := r.buf[r.r : r.r+n : r.r+n]
-	r.r += n
+	r.consume(n) // the buffer, given up, stays the chunk's until the next step
 	return chunk, nil
 }
 
