@@ -393,9 +393,10 @@ func (c *Conn) teardown(graceful bool) error {
 		if c.clock != nil {
 			c.clock.stop()
 		}
-		err = c.closeTransport(graceful)
 		q := c.queue()
-		q.stop()
+		q.tear()
+		err = c.closeTransport(graceful)
+		q.wg.Wait() // the writer goroutine: closing the transport ended a blocked send
 		q.mu.Lock()
 		c.ended = true
 		if c.done != nil {

@@ -539,13 +539,15 @@ func (q *writeQueue) spliced(n int64) {
 }
 
 // failLocked makes err the sticky write error, if it is the first, and drops
-// what can no longer be sent. A failure caused by the queue's own close is
-// reported as the close.
+// what can no longer be sent. A failure caused by the Conn's own teardown
+// (its transport closed under a send) is reported as the close; one during a
+// Close's flush, before that, is the send's own (a reset, say): a write error
+// is never lost.
 func (q *writeQueue) failLocked(err error) {
 	if err == nil || q.err != nil {
 		return
 	}
-	if q.closeErr != nil {
+	if q.closeErr != nil && (q.torn || errors.Is(err, net.ErrClosed)) {
 		err = q.closeErr
 	}
 	q.err = err
@@ -623,17 +625,17 @@ func (q *writeQueue) abort() {
 	q.dropLocked()
 }
 
-// stop stops the queue for good and waits for the writer goroutine, which
-// the caller has made return by closing the transport.
-func (q *writeQueue) stop() {
+// tear stops the queue for good, before the Conn closes its transport: no
+// writer starts any more, and a send that fails from here on fails because of
+// the close (failLocked).
+func (q *writeQueue) tear() {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.torn = true
 	if q.armed {
 		q.timer.Stop()
 		q.armed = false
 	}
-	q.mu.Unlock()
-	q.wg.Wait()
 }
 
 // hold stops the queue from accepting writes and waits until everything queued

@@ -269,6 +269,26 @@ func TestCloseFlushes(t *testing.T) {
 	is.True(bytes.Equal(<-got, want))
 }
 
+// A send that fails while Close flushes (the peer resets) is Close's error:
+// it is not taken for the close's own doing (a write error is never lost).
+func TestCloseReportsFlushFailure(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithCloseTimeout(testTimeout))
+	is.NoErr(c.NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10))
+	is.NoErr(peer.(*net.TCPConn).SetReadBuffer(4 << 10))
+	_, err := c.Write(make([]byte, 8<<20)) // the peer never reads
+	is.NoErr(err)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	waitUntil(t, c.IsClosing) // Close is flushing
+	is.NoErr(peer.(*net.TCPConn).SetLinger(0))
+	is.NoErr(peer.Close()) // a reset
+	err = recv(t, closed)
+	is.True(err != nil)
+	is.True(!errors.Is(err, net.ErrClosed)) // the reset, not "use of closed connection"
+	is.True(isReset(err))
+}
+
 func TestCloseBoundedByWriteDeadline(t *testing.T) {
 	is := is.New(t)
 	c, _ := connPair(t)
