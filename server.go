@@ -636,7 +636,7 @@ func (s *Server) finishConn(h *handlerEnd) {
 // forget drops c from the live connections, adding its counts to the Server's.
 func (s *Server) forget(c *Conn, counted *int64) {
 	st := c.Stats()
-	timedOut := isTimeout(c.closeReason()) || c.clock != nil && c.clock.timedOut()
+	timedOut := c.clock != nil && c.clock.timedOut() // also where a Close was flushing: its reason stays the Close's
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
