@@ -60,12 +60,12 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // Conn's buffer, copies it into the destination's write queue and paces itself
 // with Drain, so it never holds more than a's and b's write queues (each at
 // most its high watermark plus 64 KiB). Where both Conns are plain TCP (no TLS)
-// and nothing is buffered, on Linux, the kernel moves the bytes (splice(2),
-// as io.Copy between two *net.TCPConn does), without copying them through user
-// space or the queues: each step moves what has arrived, up to 1 MiB, and then
-// counts it in both Conns' Stats and on their WithIdleTimeout clocks, so those
-// stay current while data flows (behind by at most the step under way) and
-// exact once it has.
+// without WithIdleTimeout and nothing is buffered, on Linux, the kernel moves
+// the bytes (splice(2), as io.Copy between two *net.TCPConn does), without
+// copying them through user space or the queues: each step moves what has
+// arrived, up to 1 MiB, and then counts it in both Conns' Stats (and on a
+// WithMessageTimeout clock), so those stay current while data flows (behind by
+// at most the step under way) and exact once it has.
 func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	rl := &relay{ctx: ctx, a: a, b: b}
 	if err := rl.lock(); err != nil {
@@ -145,13 +145,14 @@ func (rl *relay) lock() error {
 // which the abort cannot have caused: not the Conns' close (net.ErrClosed),
 // not ctx's end, and not after ctx's end.
 func (rl *relay) fail(err error) {
+	closeCaused := rl.closeCaused(err)
 	rl.mu.Lock()
 	first := rl.err == nil && !rl.finished
 	byCtx := rl.ctx.Err() != nil && errors.Is(err, rl.ctx.Err())
 	switch {
 	case first:
 		rl.err, rl.byCtx = err, byCtx
-	case rl.finished, rl.byCtx, byCtx, errors.Is(err, net.ErrClosed):
+	case rl.finished, rl.byCtx, byCtx, errors.Is(err, net.ErrClosed), closeCaused:
 	default:
 		rl.err = errors.Join(rl.err, err)
 	}
@@ -160,6 +161,17 @@ func (rl *relay) fail(err error) {
 		rl.a.Abort()
 		rl.b.Abort()
 	}
+}
+
+// closeCaused reports whether err is why a or b was closed (by a timeout, say):
+// a failure that the close caused, not one of the direction's own.
+func (rl *relay) closeCaused(err error) bool {
+	for _, c := range [...]*Conn{rl.a, rl.b} {
+		if reason := c.closeReason(); reason != nil && errors.Is(err, reason) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish marks both directions ended and returns the failure, if any.
@@ -243,11 +255,17 @@ type splicer struct {
 
 // newSplicer returns the splicer from src to dst, or nil where the kernel
 // cannot move the bytes: a Conn speaks TLS or is not TCP, or the platform has
-// no splice. Neither can start TLS during a relay: Relay holds their reads.
+// no splice; or where the kernel must not: a Conn has WithIdleTimeout, whose
+// clock a splice step, which may take as long as dst's peer takes to read it,
+// would see no progress on until the step ends. Neither can start TLS during a
+// relay: Relay holds their reads.
 func newSplicer(src, dst *Conn) *splicer {
 	from, ok := src.raw.(*net.TCPConn)
 	to, ok2 := dst.raw.(*net.TCPConn)
 	if !ok || !ok2 || src.tls.Load() != nil || dst.tls.Load() != nil {
+		return nil
+	}
+	if (src.clock != nil && src.clock.idle > 0) || (dst.clock != nil && dst.clock.idle > 0) {
 		return nil
 	}
 	in := newInbound(src.rd.sock)

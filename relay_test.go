@@ -11,6 +11,7 @@ import (
 	"net"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -473,8 +474,8 @@ func TestRelayBoundedMemory(t *testing.T) {
 }
 
 // WithIdleTimeout on both Conns: a relay that trickles for several timeouts
-// stays up on either path (each splice step counts as progress), and one with
-// no traffic is aborted with ErrIdleTimeout, the reset passed on.
+// stays up (each write(2) counts as progress), and one with no traffic is
+// aborted with ErrIdleTimeout, the reset passed on.
 func TestRelayIdleTimeout(t *testing.T) {
 	const idle = 200 * time.Millisecond
 	for _, kind := range []string{"tcp", "unix"} {
@@ -512,6 +513,70 @@ func TestRelayIdleTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A relay between TCP Conns, one with WithIdleTimeout, into a peer that reads
+// slowly but all along: bytes reach the kernel all the time, so the timeout
+// does not fire, though a splice step of what has arrived would take longer
+// than it (such relays copy: see newSplicer).
+func TestRelayIdleTimeoutSlowReader(t *testing.T) {
+	for _, timed := range []string{"src", "dst"} {
+		t.Run("timeout on "+timed, func(t *testing.T) {
+			is := is.New(t)
+			const idle = 200 * time.Millisecond
+			var aOpts, bOpts []Option
+			if timed == "dst" {
+				bOpts = append(bOpts, WithIdleTimeout(idle))
+			} else {
+				aOpts = append(aOpts, WithIdleTimeout(idle))
+			}
+			a, b := newRelayEnd(t, "tcp", aOpts...), newRelayEnd(t, "tcp", bOpts...)
+			// Small buffers between b and its peer: the peer's pace is the relay's.
+			is.NoErr(b.c.NetConn().(*net.TCPConn).SetWriteBuffer(64 << 10))
+			is.NoErr(b.peer.(*net.TCPConn).SetReadBuffer(64 << 10))
+			data := randomBytes(t, 2<<20)
+			relay := goRelay(testCtx(t), a.c, b.c)
+			sent := sendAndEnd(a.peer, data)
+			got := make(chan []byte, 1)
+			go func() { // 32 KiB every 10 ms: never near idle for 200 ms
+				var out bytes.Buffer
+				buf := make([]byte, 32<<10)
+				tick := time.NewTicker(10 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					n, err := b.peer.Read(buf)
+					out.Write(buf[:n])
+					if err != nil {
+						break
+					}
+					<-tick.C
+				}
+				got <- out.Bytes()
+			}()
+			is.NoErr(recv(t, sent))
+			rcvd := recv(t, got)
+			halfClose(b.peer) // fails where a timeout reset the connection: see res.err
+			res := recv(t, relay)
+			is.NoErr(res.err) // not ErrIdleTimeout
+			is.True(bytes.Equal(rcvd, data))
+		})
+	}
+}
+
+// A timeout that closes one Conn is one failure: Relay returns it once, not
+// joined with itself because both directions met the closed Conn.
+func TestRelayTimeoutReportedOnce(t *testing.T) {
+	is := is.New(t)
+	a, b := newRelayEnd(t, "unix", WithIdleTimeout(200*time.Millisecond)), newRelayEnd(t, "unix")
+	relay := goRelay(testCtx(t), a.c, b.c)
+	// a's peer neither reads nor sends while b's sends more than the kernel
+	// and a's queue hold: a→b waits to read a, b→a to write to a.
+	sent := sendAndEnd(b.peer, make([]byte, 8<<20))
+	res := recv(t, relay)
+	is.True(errors.Is(res.err, ErrIdleTimeout))
+	is.Equal(strings.Count(res.err.Error(), ErrIdleTimeout.Error()), 1)
+	b.peer.Close()
+	recv(t, sent)
 }
 
 // Writes by other goroutines to a destination stay whole and land between
