@@ -39,6 +39,7 @@ type activity struct {
 	due      int64 // when the timer fires; 0 while it is not set
 	msg      int64 // the stream offset of the message whose rest is awaited, or -1
 	msgSince int64 // when that message's first byte arrived (the read that brought it)
+	lastRead int64 // when a read last brought bytes; writes do not move it
 	inMsg    bool  // a read is waiting for the rest of msg now
 	stopped  bool
 	fired    bool // a timeout passed and aborted the Conn
@@ -80,10 +81,12 @@ func (a *activity) touch() { a.last.Store(a.now()) }
 
 // read records a read that brought bytes: progress, and the end of a wait.
 func (a *activity) read() {
-	a.touch()
+	now := a.now()
+	a.last.Store(now)
 	if a.message > 0 {
 		a.mu.Lock()
 		a.inMsg = false
+		a.lastRead = now
 		a.mu.Unlock()
 	}
 }
@@ -102,7 +105,9 @@ func (a *activity) waiting(msg int64) {
 		return
 	}
 	if msg != a.msg {
-		a.msg, a.msgSince = msg, a.last.Load()
+		// The message's first byte came with the last read: a write since
+		// (which moves last) does not give its rest more time.
+		a.msg, a.msgSince = msg, a.lastRead
 	}
 	a.inMsg = true
 	a.armLocked(a.msgSince + int64(a.message))

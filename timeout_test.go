@@ -318,3 +318,29 @@ func TestTimeoutOptions(t *testing.T) {
 	a.Close()
 	b.Close()
 }
+
+// A message's time runs from the read that brought its first byte: a write
+// made since (a reply, a heartbeat), which restarts the idle clock, gives the
+// rest of the message no more time.
+func TestMessageTimeoutRunsFromArrival(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	const limit = 300 * time.Millisecond
+	c, peer := connPair(t, WithMessageTimeout(limit))
+	ctx := testCtx(t)
+	_, err := peer.Write([]byte("a\nb"))
+	is.NoErr(err)
+	line, err := c.ReadLine(ctx) // "b" arrives with "a\n", in one read
+	is.NoErr(err)
+	is.Equal(string(line), "a\n")
+	is.Equal(c.Buffered(), 1)
+	<-time.After(limit + 100*time.Millisecond) // "b" is older than the limit
+	_, err = c.Write([]byte("pong\n"))
+	is.NoErr(err)
+	is.NoErr(c.Flush(ctx))
+	start := time.Now()
+	_, err = c.ReadLine(ctx)
+	isTimeoutErr(t, err, ErrMessageTimeout)
+	// At once: not a limit after the write (the slack is for a loaded machine).
+	is.True(time.Since(start) < limit/2)
+}
