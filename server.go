@@ -36,8 +36,9 @@ var errNilHandler = errors.New("sluice: a Server needs a handler")
 //
 // A non-nil error is logged with the peer's address through the Server's
 // logger, at level Error, or at Debug where the peer went away (io.EOF, a
-// connection reset, a broken pipe) or c was closing before the handler
-// returned. A panic is recovered, logged at level Error with its stack, and
+// connection reset, a broken pipe) or the error came of c closing before the
+// handler returned (it matches net.ErrClosed, context.Canceled or a timeout's
+// error). A panic is recovered, logged at level Error with its stack, and
 // closes that connection only, as net/http does.
 type Handler func(ctx context.Context, c *Conn) error
 
@@ -618,7 +619,7 @@ func (s *Server) finishConn(h *handlerEnd) {
 			level = slog.LevelDebug
 		}
 		s.log.Log(context.Background(), level, "sluice: TLS handshake failed", "peer", peer, "err", hs.err)
-	case err != nil && !peerLeft(err) && !closing:
+	case err != nil && !peerLeft(err) && !(closing && cameOfClose(err)):
 		s.log.Error("sluice: handler error", "peer", peer, "err", err)
 	default:
 		counted = nil
@@ -651,6 +652,14 @@ func (s *Server) forget(c *Conn, counted *int64) {
 	if counted != nil {
 		*counted++
 	}
+}
+
+// cameOfClose reports whether a handler's error is what c's close, by anyone,
+// makes its reads, writes and ctx return: net.ErrClosed, the ctx's
+// cancellation, a timeout's error. Where c was closing, such an error came of
+// that; any other is the handler's own (one that closed c itself, say).
+func cameOfClose(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) || isTimeout(err)
 }
 
 // isTimeout reports whether a Conn was closed by WithIdleTimeout or

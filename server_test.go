@@ -118,6 +118,41 @@ func TestHandlerErrorIsLogged(t *testing.T) {
 	is.Equal(strings.Count(log, "level=ERROR"), 1)
 }
 
+// A handler that closes its own Conn (defer c.Close()) and returns an error of
+// its own has failed: logged at Error and counted in Errors, as without the
+// Close; an error that came of the close is not.
+func TestHandlerErrorAfterOwnClose(t *testing.T) {
+	srvNoLeaks(t)
+	is := is.New(t)
+	logger, logs := srvLogger()
+	returned := make(chan struct{}, 2)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		defer func() { returned <- struct{}{} }()
+		defer c.Close()
+		line, err := c.ReadLine(ctx)
+		if err != nil {
+			return err
+		}
+		if string(line) == "close\n" {
+			c.Close()
+			_, err := c.ReadLine(ctx)
+			return fmt.Errorf("after close: %w", err) // came of the close
+		}
+		return errors.New("bad request")
+	}, WithLogger(logger))
+	for _, req := range []string{"nonsense\n", "close\n"} {
+		nc := srvDial(t, s.Addrs()[0])
+		io.WriteString(nc, req)
+		recv(t, returned)
+	}
+	srvShutdown(t, s)
+	is.Equal(s.Stats().Errors, int64(1))
+	log := logs.String()
+	is.True(strings.Contains(log, `level=ERROR msg="sluice: handler error"`) && strings.Contains(log, "bad request"))
+	is.Equal(strings.Count(log, "level=ERROR"), 1)
+	is.True(strings.Contains(log, `level=DEBUG msg="sluice: handler error"`) && strings.Contains(log, "after close"))
+}
+
 func TestConnOptionsReachAcceptedConns(t *testing.T) {
 	srvNoLeaks(t)
 	is := is.New(t)

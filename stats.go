@@ -29,7 +29,7 @@ func (c *Conn) Stats() ConnStats {
 type ServerStats struct {
 	Accepted     int64 // connections accepted, rejected ones included
 	Active       int   // handlers running now
-	Errors       int64 // handlers that returned an error other than a peer going away (io.EOF, a reset, a broken pipe) or one that came of the Conn closing
+	Errors       int64 // handlers that returned an error other than a peer going away (io.EOF, a reset, a broken pipe) or one that came of the Conn closing (see Handler)
 	Panics       int64 // handlers that panicked
 	TimedOut     int64 // connections ended by WithIdleTimeout or WithMessageTimeout
 	Rejected     int64 // connections refused before their handler ran (PROXY header missing or bad)
