@@ -2,8 +2,10 @@ package sluice
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,7 +320,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // at once with an error matching net.ErrClosed, as do later reads and writes; a
 // Server's handler ctx for the Conn is cancelled. The flush is bounded by the
 // write deadline if one is set, else by WithCloseTimeout (default 30 s); past it
-// the queued data is dropped and Close reports it. Close returns the sticky
+// the queued data is dropped, the connection is aborted (reset on TCP, as by
+// Abort, so the peer cannot take the cut stream for a whole one) and Close
+// reports it. Close returns the sticky
 // write error if a send failed (a write error is never lost), a timeout error if
 // the flush was cut short, or the close's own error. On a Conn closed already
 // (by Close, Abort or a timeout) it returns why: an error matching net.ErrClosed,
@@ -331,7 +335,13 @@ func (c *Conn) Close() error {
 	c.rd.shutdown(errClosed)
 	c.closing()
 	err := q.flushForClose(c.cfg.closeTimeout)
-	if cerr := c.teardown(true); err == nil {
+	graceful := !errors.Is(err, os.ErrDeadlineExceeded)
+	if !graceful {
+		// The flush was cut short and data dropped: abort the connection,
+		// so the peer does not take the truncated stream for a whole one.
+		c.armReset()
+	}
+	if cerr := c.teardown(graceful); err == nil {
 		err = cerr
 	}
 	return err
@@ -347,12 +357,14 @@ func (c *Conn) Abort() { c.abort(errClosed) }
 
 // abort is Abort for reason: the user's (errClosed) or a timeout's.
 func (c *Conn) abort(reason error) {
+	// Arm the reset before anything that wakes a Close still flushing: its
+	// teardown would otherwise close the socket with a clean FIN first.
+	c.armReset()
 	q := c.queue()
 	if q.close(reason) {
 		c.rd.shutdown(reason)
 	}
 	q.abort()
-	c.armReset()
 	c.closing()
 	c.raw.Close() // ends a graceful close under way (a TLS close_notify) too
 	c.teardown(false)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -289,14 +290,61 @@ func TestCloseReportsFlushFailure(t *testing.T) {
 	is.True(isReset(err))
 }
 
+// A Close whose flush is cut short, by the write deadline or the close
+// timeout, reports the dropped data and aborts the connection: the peer reads
+// what reached it, then a reset, not the clean EOF of a whole stream.
 func TestCloseBoundedByWriteDeadline(t *testing.T) {
-	is := is.New(t)
-	c, _ := connPair(t)
-	fillUntilBlocked(t, c) // the peer never reads
-	is.NoErr(c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)))
-	err := c.Close()
-	is.True(errors.Is(err, os.ErrDeadlineExceeded)) // reports the dropped data
-	is.NoErr(c.WaitClosed(testCtx(t)))
+	for _, bound := range []string{"write deadline", "close timeout"} {
+		t.Run(bound, func(t *testing.T) {
+			is := is.New(t)
+			var opts []Option
+			if bound == "close timeout" {
+				opts = append(opts, WithCloseTimeout(50*time.Millisecond))
+			}
+			c, peer := connPair(t, opts...)
+			fillUntilBlocked(t, c) // the peer does not read yet
+			if bound == "write deadline" {
+				is.NoErr(c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)))
+			}
+			err := c.Close()
+			is.True(errors.Is(err, os.ErrDeadlineExceeded)) // reports the dropped data
+			is.NoErr(c.WaitClosed(testCtx(t)))
+			is.NoErr(peer.SetReadDeadline(time.Now().Add(testTimeout)))
+			_, err = io.Copy(io.Discard, peer)
+			is.True(isReset(err))
+		})
+	}
+}
+
+// An Abort that cuts short a Close still flushing resets the connection: the
+// reset is armed before the Close's flush can end and close the socket.
+func TestAbortDuringCloseResets(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8)) // the race shows far more often
+	for i := 0; i < 100; i++ {
+		a, peer := tcpPair(t)
+		a.(*net.TCPConn).SetWriteBuffer(4 << 10)
+		peer.(*net.TCPConn).SetReadBuffer(4 << 10)
+		c := NewConn(a, WithWriteBufferLimits(1<<20, 0))
+		if _, err := c.Write(make([]byte, 512<<10)); err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close() }()
+		q := c.queue()
+		waitUntil(t, func() bool { // Close waits in its flush: the peer reads nothing
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			return q.closeErr != nil && q.wake != nil
+		})
+		c.Abort()
+		cerr := recv(t, closed)
+		peer.SetReadDeadline(time.Now().Add(testTimeout))
+		n, err := io.Copy(io.Discard, peer)
+		if !isReset(err) {
+			t.Fatalf("iteration %d: the peer read %d bytes, then %v, not a reset (Close: %v)", i, n, err, cerr)
+		}
+		peer.Close()
+	}
 }
 
 func TestUseAfterClose(t *testing.T) {
