@@ -210,6 +210,9 @@ func (c *Conn) afterRead(n int) {
 		c.reads.set(readerUsed, true)
 	}
 	c.countRead(int64(n))
+	if n <= 0 && c.clock != nil {
+		c.clock.waitCut()
+	}
 }
 
 // countRead counts n bytes read from the connection, by the Reader or by

@@ -91,6 +91,19 @@ func (a *activity) read() {
 	}
 }
 
+// waitCut records that a read's wait ended with no bytes (its ctx ended, a
+// deadline passed): the message timeout bounds a message's rest only while a
+// read waits for it, and the bytes may be in the kernel already, unread. A
+// read that waits for the same message again is bounded from its first byte
+// still.
+func (a *activity) waitCut() {
+	if a.message > 0 {
+		a.mu.Lock()
+		a.inMsg = false
+		a.mu.Unlock()
+	}
+}
+
 // waiting records that a read is about to wait for data: for the rest of the
 // message at offset msg, or (msg < 0) for a message's first byte, which the
 // message timeout does not bound.

@@ -344,3 +344,36 @@ func TestMessageTimeoutRunsFromArrival(t *testing.T) {
 	// At once: not a limit after the write (the slack is for a loaded machine).
 	is.True(time.Since(start) < limit/2)
 }
+
+// The message timeout bounds a message's rest only while a read waits for it:
+// a read whose ctx ends leaves the Conn alone, however long the rest then
+// waits unread in the kernel, and a read that waits for it again is bounded
+// from the message's first byte still.
+func TestMessageTimeoutOnlyWhileReadWaits(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	const limit = 200 * time.Millisecond
+	c, peer := connPair(t, WithMessageTimeout(limit))
+	read := func(d time.Duration) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(testCtx(t), d)
+		defer cancel()
+		return c.ReadLine(ctx)
+	}
+	_, err := peer.Write([]byte("a"))
+	is.NoErr(err)
+	_, err = read(limit / 4)
+	is.Equal(err, context.DeadlineExceeded)
+	_, err = peer.Write([]byte("\nb"))
+	is.NoErr(err)
+	<-time.After(2 * limit) // no read waits: the rest stays in the kernel
+	line, err := read(testTimeout)
+	is.NoErr(err)
+	is.Equal(string(line), "a\n")
+	// "b" arrived with "a\n"; a first read for its rest is cut short, a
+	// second, past the limit, fails at once.
+	_, err = read(limit / 4)
+	is.Equal(err, context.DeadlineExceeded)
+	<-time.After(limit)
+	_, err = read(testTimeout)
+	isTimeoutErr(t, err, ErrMessageTimeout)
+}
