@@ -320,6 +320,11 @@ func (r *Reader) readErr(ctx context.Context, err error) error {
 		return err
 	}
 	r.err = err
+	if err != io.EOF {
+		// Every later read returns it (asyncio's set_exception): what the
+		// stream left buffered before it failed is not handed out after it.
+		r.consume(r.w - r.r)
+	}
 	return err
 }
 
@@ -598,6 +603,9 @@ func (c *Conn) Read(p []byte) (int, error) { return c.rd.Read(p) }
 // Read reads up to len(p) bytes into p (io.Reader). See Conn.Read.
 func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
+		if r.closed.Load() {
+			return 0, r.closeErr
+		}
 		return 0, nil
 	}
 	if !r.mu.lock() {

@@ -179,11 +179,14 @@ func TestReadAndReadAll(t *testing.T) {
 func TestReadErrorSticks(t *testing.T) {
 	is := is.New(t)
 	boom := errors.New("boom")
-	r := NewReader(io.MultiReader(strings.NewReader("line\n"), iotest.ErrReader(boom)))
+	// "partial" comes with "line\n", before the error: once a read has
+	// returned the error, no read hands it out.
+	r := NewReader(io.MultiReader(strings.NewReader("line\npartial"), iotest.ErrReader(boom)))
 	ctx := testCtx(t)
 	line, err := r.ReadLine(ctx)
 	is.NoErr(err)
 	is.Equal(string(line), "line\n")
+	is.Equal(r.Buffered(), len("partial"))
 	for i := 0; i < 3; i++ {
 		_, err = r.ReadLine(ctx)
 		is.Equal(err, boom)

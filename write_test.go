@@ -359,6 +359,8 @@ func TestUseAfterClose(t *testing.T) {
 	is.True(errors.Is(err, net.ErrClosed))
 	_, err = c.Read(make([]byte, 1))
 	is.True(errors.Is(err, net.ErrClosed))
+	_, err = c.Read(nil)
+	is.True(errors.Is(err, net.ErrClosed))
 	is.True(errors.Is(c.Drain(testCtx(t)), net.ErrClosed))
 	is.True(errors.Is(c.Flush(testCtx(t)), net.ErrClosed))
 	is.True(errors.Is(c.WriteEOF(), net.ErrClosed))
