@@ -112,9 +112,11 @@ func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.buf == nil {
+	if r.buf == nil && r.handOff {
 		// Consuming the frame gave up a buffer grown for it (see consume):
 		// no one else refers to it, so hand it over rather than copy it.
+		// (Not a small frame that merely emptied a buffer grown for an
+		// earlier one: it would keep the whole buffer alive.)
 		return frame, nil
 	}
 	p := make([]byte, len(frame))
@@ -563,6 +565,7 @@ func Delimited(max int, seps ...[]byte) Framing {
 	switch {
 	case d.err == nil && max < 0:
 		d.err = fmt.Errorf("sluice: Delimited max must not be negative, got %d", max)
+		d.writeErr = d.err
 	case d.err != nil:
 		d.writeErr = d.err
 	default:

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unsafe"
 
 	"github.com/matryer/is"
 )
@@ -820,4 +821,59 @@ func TestDelimitedOverrunMemory(t *testing.T) {
 	allocated := after.TotalAlloc - before.TotalAlloc
 	t.Logf("discarding an %d-byte frame with max %d allocated %d bytes", 8*max, max, allocated)
 	is.True(allocated < 3*max)
+}
+
+// ReadFrame hands over a buffer grown for a large frame rather than copy it,
+// but not to a small frame that happens to empty a buffer grown for an earlier
+// one: keeping the small frame would keep the whole buffer alive.
+func TestReadFrameSmallFrameGetsACopy(t *testing.T) {
+	is := is.New(t)
+	ctx := testCtx(t)
+	rd, wr := framePipe(t)
+	f := Delimited(0, []byte("\n"))
+	const big = 3 << 19 // 1.5 MiB: the buffer grows to 2 MiB for it
+	// The big frame's end and a small frame in one write, so the small frame
+	// lands in the big frame's buffer.
+	go wr.Writev(bytes.Repeat([]byte{'a'}, big), []byte("\nhi\n"))
+	first, err := rd.ReadFrame(ctx, f)
+	is.NoErr(err)
+	is.Equal(len(first), big)
+	buf := rd.rd.buf
+	is.True(len(buf) > 1<<20)
+	small, err := rd.ReadFrame(ctx, f)
+	is.NoErr(err)
+	is.Equal(string(small), "hi")
+	is.True(rd.rd.buf == nil) // given up with the frame that emptied it
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(small))) - uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	is.True(at >= uintptr(len(buf))) // not a view into it
+}
+
+// After a Delimited frame over the maximum, the tail kept in case the
+// separator begins there is never read: Buffered and AtEOF do not count it.
+func TestBufferedLeavesOutSkippedTail(t *testing.T) {
+	is := is.New(t)
+	ctx := testCtx(t)
+	rd, wr := framePipe(t)
+	f := Delimited(4, []byte("---"))
+	send(t, wr, []byte("0123456789--"))
+	is.NoErr(wr.WriteEOF())
+	_, err := rd.ReadFrame(ctx, f)
+	is.True(errors.Is(err, ErrFrameTooLarge))
+	is.Equal(rd.Buffered(), 0)
+	_, err = rd.ReadFrame(ctx, f)
+	is.Equal(err, io.EOF)
+	is.True(rd.AtEOF())
+}
+
+// Delimited's invalid maximum is WriteFrame's error too, as ReadFrame's.
+func TestDelimitedNegativeMaxOnWrite(t *testing.T) {
+	is := is.New(t)
+	rd, wr := framePipe(t)
+	f := Delimited(-1, []byte("\n"))
+	send(t, wr, []byte("x\n"))
+	_, rerr := rd.ReadFrame(testCtx(t), f)
+	werr := wr.WriteFrame(f, nil)
+	is.True(rerr != nil)
+	is.Equal(werr, rerr)
+	is.True(!errors.Is(werr, ErrFrameTooLarge))
 }

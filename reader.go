@@ -89,10 +89,11 @@ type Reader struct {
 	limit int
 	skip  skipState // data to discard before the next read
 	// (The small fields share a word: a quiet Conn's size counts.)
-	full   bool        // the last read filled the free room: grow before the next
-	smalls uint8       // small results taken since the Reader last waited (counting to 2)
-	sticky bool        // a Conn's: the watch stays armed between reads (see below)
-	closed atomic.Bool // the owning Conn was closed or aborted
+	full    bool        // the last read filled the free room: grow before the next
+	smalls  uint8       // small results taken since the Reader last waited (counting to 2)
+	sticky  bool        // a Conn's: the watch stays armed between reads (see below)
+	handOff bool        // the buffer consume last gave up was at least half the record that emptied it (ReadFrame)
+	closed  atomic.Bool // the owning Conn was closed or aborted
 
 	// The stream, and its descriptor where a read can wait without a buffer
 	// (Unix sockets; else nil). StartTLS swaps both, under dmu.
@@ -156,7 +157,12 @@ func (r *Reader) init(rd io.Reader, limit int, hook readHook) {
 func (c *Conn) Buffered() int { return c.rd.Buffered() }
 
 // Buffered returns the bytes buffered and not yet read. See Conn.Buffered.
-func (r *Reader) Buffered() int { return r.w - r.r }
+func (r *Reader) Buffered() int {
+	if r.skip.seps != nil {
+		return 0 // a skipped frame's tail, kept in case its separator starts there: never read
+	}
+	return r.w - r.r
+}
 
 // caughtUp reports whether nothing is buffered and the stream has neither ended
 // nor failed: the next byte can only come from the stream, so a reader holding
@@ -169,7 +175,7 @@ func (c *Conn) AtEOF() bool { return c.rd.AtEOF() }
 
 // AtEOF reports whether the stream has ended and nothing is buffered. See
 // Conn.AtEOF.
-func (r *Reader) AtEOF() bool { return r.err == io.EOF && r.r == r.w }
+func (r *Reader) AtEOF() bool { return r.err == io.EOF && r.Buffered() == 0 }
 
 // lock takes the read lock for a context-taking read, failing at once if another
 // goroutine holds it or the owning Conn is closed, then settles pending
@@ -456,6 +462,7 @@ func (r *Reader) take(n int) []byte {
 func (r *Reader) consume(n int) {
 	r.r += n
 	if r.r == r.w && r.oversized() {
+		r.handOff = 2*n >= len(r.buf)
 		r.off += int64(r.w)
 		r.buf, r.r, r.w = nil, 0, 0
 		r.size = minPooled
