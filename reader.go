@@ -185,16 +185,21 @@ func (r *Reader) lock(ctx context.Context) error { return r.begun(ctx, r.mu.tryL
 
 // begun readies a read, or a loop, that tried the read lock, took reporting
 // whether it got it: ErrConcurrentRead if not, else begin's error, with the
-// lock released.
+// lock released, as it is where begin panics (a pending skip reads, and a
+// NewReader's io.Reader may panic).
 func (r *Reader) begun(ctx context.Context, took bool) error {
 	if !took {
 		return ErrConcurrentRead
 	}
-	if err := r.begin(ctx); err != nil {
-		r.mu.unlock()
-		return err
-	}
-	return nil
+	held := false
+	defer func() {
+		if !held {
+			r.mu.unlock()
+		}
+	}()
+	err := r.begin(ctx)
+	held = err == nil
+	return err
 }
 
 // settled reports whether a read whose lock is held may take what is buffered

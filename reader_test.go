@@ -3,6 +3,7 @@ package sluice
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -487,4 +488,55 @@ func TestViewsCapEqualsLen(t *testing.T) {
 		frames = append(frames, string(append(frame, "XXXXXXXX"...)))
 	}
 	is.Equal(frames, []string{"firstXXXXXXXX", "secondXXXXXXXX"})
+}
+
+// scriptedReader returns its parts one per Read, panicking where a part is
+// nil, then io.EOF.
+type scriptedReader struct{ parts [][]byte }
+
+func (s *scriptedReader) Read(p []byte) (int, error) {
+	if len(s.parts) == 0 {
+		return 0, io.EOF
+	}
+	part := s.parts[0]
+	s.parts = s.parts[1:]
+	if part == nil {
+		panic("source broke")
+	}
+	return copy(p, part), nil
+}
+
+// A NewReader's io.Reader may panic (readExactly's comment: the read lock "is
+// released when readExactly returns or a read panics"). A panic in the read
+// that skips the rest of an oversized frame leaves the lock held for good:
+// every later read fails with ErrConcurrentRead, and Read waits forever.
+func TestReaderPanicWhileSkippingReleasesLock(t *testing.T) {
+	hdr := binary.BigEndian.AppendUint32(nil, 100) // a 100-byte frame, over Max
+	r := NewReader(&scriptedReader{parts: [][]byte{append(hdr, "xx"...), nil}})
+	f := LengthPrefixed(LengthPrefix{Max: 10})
+	ctx := testCtx(t)
+	if _, err := r.ReadFrame(ctx, f); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("first ReadFrame: %v", err)
+	}
+	func() { // the skip reads on, and the source panics
+		defer func() {
+			if recover() == nil {
+				t.Fatal("no panic")
+			}
+		}()
+		r.ReadFrame(ctx, f)
+	}()
+	if _, err := r.ReadFrame(ctx, f); errors.Is(err, ErrConcurrentRead) {
+		t.Errorf("ReadFrame after the panic: %v: the read lock is still held", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Read(make([]byte, 10))
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Read blocked for good after the panic") // goroutine left behind: goleak reports it too
+	}
 }
