@@ -125,6 +125,7 @@ type cancelState struct {
 	interrupt func()          // the Reader's interrupt, bound once
 	watchWG   sync.WaitGroup  // an armed watch's interrupt, until it has run or been stopped
 	deadline  time.Time       // the user's read deadline
+	onShut    func(error)     // told the close's reason when the Reader is shut, while a Relay holds it (onShutdown)
 }
 
 // NewReader returns a Reader over rd (asyncio's standalone StreamReader, as over a
@@ -591,13 +592,34 @@ func (r *Reader) shutdown(reason error) {
 		r.deadliner().SetReadDeadline(aLongTimeAgo)
 	}
 	var stop func() bool
+	var onShut func(error)
 	cs := r.cs.Load()
 	if cs != nil {
 		stop, cs.stopWatch = cs.stopWatch, nil
+		onShut = cs.onShut
 	}
 	r.dmu.Unlock()
 	if stop != nil {
 		cs.disarm(stop)
+	}
+	if onShut != nil {
+		onShut(reason)
+	}
+}
+
+// onShutdown makes shutdown tell f the close's reason, or tells it at once if
+// the Reader is shut already; a nil f stops that. Relay uses it: a Conn closed
+// by another goroutine must end a relay whose directions wait on the other
+// Conn. f must not block.
+func (r *Reader) onShutdown(f func(error)) {
+	r.dmu.Lock()
+	shut := r.shut
+	if !shut && (f != nil || r.cs.Load() != nil) {
+		r.cancelStateLocked().onShut = f
+	}
+	r.dmu.Unlock()
+	if shut && f != nil {
+		f(r.closeErr) // set before shut, which dmu orders
 	}
 }
 

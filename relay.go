@@ -77,10 +77,23 @@ func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 		rl.fail(err)
 		return 0, 0, err
 	}
-	fired := make(chan struct{}) // closed when ctx's end has been dealt with
-	stop := context.AfterFunc(ctx, func() {
+	// ended is cancelled when ctx ends, or with the close's reason when
+	// another goroutine closes a or b (or a timeout does): a direction may
+	// wait on the other Conn only, which that close does not wake.
+	ended, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	a.rd.onShutdown(end)
+	b.rd.onShutdown(end)
+	defer a.rd.onShutdown(nil)
+	defer b.rd.onShutdown(nil)
+	fired := make(chan struct{}) // closed when ended's end has been dealt with
+	stop := context.AfterFunc(ended, func() {
 		defer close(fired)
-		rl.fail(ctx.Err())
+		if err := ctx.Err(); err != nil {
+			rl.fail(err)
+			return
+		}
+		rl.fail(context.Cause(ended)) // the close's reason
 	})
 
 	var closeA, closeB bool

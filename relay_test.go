@@ -737,3 +737,62 @@ func TestRelayFailureRules(t *testing.T) {
 		})
 	}
 }
+
+// relayWaitsOnDestination reports whether a Relay direction is blocked on its
+// destination: in the write queue's wait (Write or Drain) or in splice(2)
+// waiting for the destination to take bytes.
+func relayWaitsOnDestination() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("(*relay).pump")) &&
+			(bytes.Contains(g, []byte("(*writeQueue).waitLocked")) ||
+				bytes.Contains(g, []byte("splicePump")) && bytes.Contains(g, []byte("waitWrite"))) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close or Abort by another goroutine ends a relay as a failure (Relay's
+// doc), also where neither direction waits on the Conn closed: a's peer
+// streams into a, b's peer neither reads nor writes, so a->b waits on b (its
+// queue, or splice(2)) and b->a for b's input. Closing a must end the relay.
+func TestRelayEndsWhenAnotherGoroutineClosesSource(t *testing.T) {
+	for _, kind := range []string{"tcp", "unix"} {
+		for _, how := range []string{"Close", "Abort"} {
+			t.Run(kind+"/"+how, func(t *testing.T) {
+				is := is.New(t)
+				a, b := newRelayEnd(t, kind, WithCloseTimeout(time.Second)), newRelayEnd(t, kind)
+				ctx, cancel := context.WithCancel(testCtx(t))
+				defer cancel()
+				relay := goRelay(ctx, a.c, b.c)
+				writing := make(chan error, 1)
+				go func() {
+					p := make([]byte, 64<<10)
+					for {
+						if _, err := a.peer.Write(p); err != nil {
+							writing <- err
+							return
+						}
+					}
+				}()
+				waitUntil(t, relayWaitsOnDestination)
+				if how == "Close" {
+					a.c.Close()
+				} else {
+					a.c.Abort()
+				}
+				select {
+				case res := <-relay:
+					is.True(errors.Is(res.err, net.ErrClosed))
+				case <-time.After(2 * time.Second):
+					cancel() // only the relay's ctx ends it
+					recv(t, relay)
+					t.Error("Relay still runs 2 s after another goroutine closed a")
+				}
+				recv(t, writing)
+			})
+		}
+	}
+}
