@@ -877,3 +877,62 @@ func TestDelimitedNegativeMaxOnWrite(t *testing.T) {
 	is.Equal(werr, rerr)
 	is.True(!errors.Is(werr, ErrFrameTooLarge))
 }
+
+// "Memory per connection follows the bytes actually received, never what a
+// header claims": a peer that announces a frame of about 1 MiB and sends
+// 256 KiB of it (and one byte more) must not make the Reader hold a buffer of
+// the announced size. Doubling as bytes arrive holds 2x what was received.
+func TestBufferGrowthFollowsBytesReceived(t *testing.T) {
+	const (
+		conns = 20
+		total = 1<<20 - 1   // the frame on the wire, header included
+		sent  = 256<<10 + 1 // what the peer sends of it
+	)
+	for _, mode := range []string{"ReadFrame", "ReadExactly"} {
+		t.Run(mode, func(t *testing.T) {
+			readers := make([]*Conn, conns)
+			for i := range readers {
+				rd, peer, err := Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { rd.Abort(); peer.Abort() })
+				wire := make([]byte, sent)
+				binary.BigEndian.PutUint32(wire, total-4)
+				go peer.NetConn().Write(wire)
+				readers[i] = rd
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			var wg sync.WaitGroup
+			for _, rd := range readers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if mode == "ReadFrame" {
+						rd.ReadFrame(ctx, LengthPrefixed(LengthPrefix{}))
+					} else {
+						rd.ReadExactly(ctx, total)
+					}
+				}()
+			}
+			for _, rd := range readers { // every byte sent is in the buffer
+				waitUntil(t, func() bool { return rd.Stats().BytesRead == sent })
+			}
+			runtime.ReadMemStats(&after)
+			cancel()
+			wg.Wait()
+			held := 0
+			for _, rd := range readers {
+				held += cap(rd.rd.buf)
+			}
+			t.Logf("%d connections, %d bytes received each: buffers hold %d bytes (%.1fx), %d bytes allocated",
+				conns, sent, held, float64(held)/float64(conns*sent), after.TotalAlloc-before.TotalAlloc)
+			if 4*held > 9*conns*sent { // 2.25x: doubling, and a little past it to reach the frame's size
+				t.Fatalf("buffers hold %d bytes for %d received: more than 2.25 times", held, conns*sent)
+			}
+		})
+	}
+}

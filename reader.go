@@ -344,9 +344,11 @@ func (r *Reader) readErr(ctx context.Context, err error) error {
 // in fill). It starts over when everything was read, doubles the buffer while
 // reads keep filling it (up to growBufSize), slides unread data to the front,
 // and grows when unread data fills the buffer: doubling, and straight to want,
-// where that is known, once the next doubling would pass it (callers bound the
-// rest: a line by the limit, a frame by its maximum). So a buffer that grows
-// to hold n bytes has cost at most about 2n in allocations.
+// where that is known, when the doubling reaches it or falls short of it by
+// an eighth at most (callers bound the rest: a line by the limit, a frame by
+// its maximum). So a buffer that grows to hold n bytes has cost at most about
+// 2n in allocations, and is never more than 2.25 times the bytes received:
+// want, which a peer's header may claim, never sizes it on its own.
 func (r *Reader) makeRoom(want int) {
 	switch unread := r.w - r.r; {
 	case r.buf == nil:
@@ -361,8 +363,8 @@ func (r *Reader) makeRoom(want int) {
 		r.grow(2 * len(r.buf))
 	case unread == len(r.buf):
 		n := 2 * len(r.buf)
-		if want > unread && 2*n > want {
-			n = want // the next doubling would pass it: go there at once
+		if want > unread && want-n <= n/8 {
+			n = want // within reach of the doubling: go there at once
 		}
 		r.grow(n)
 	case r.r > 0 && (r.w == len(r.buf) || r.r > len(r.buf)/2 || want > len(r.buf)-r.r):
