@@ -597,8 +597,8 @@ func (d *delimited) next(ctx context.Context, r *Reader) ([]byte, error) {
 	case *LimitOverrunError:
 		// The frame is too long: drop what is known to precede its separator
 		// now, the rest through the separator as it arrives.
+		r.skip = skipState{n: r.off + int64(r.r), seps: d.seps}
 		r.consume(e.Consumed)
-		r.skip.seps = d.seps
 		return nil, &FrameTooLargeError{Size: int64(e.Consumed), Max: int64(d.max)}
 	}
 	return nil, err

@@ -185,8 +185,9 @@ func (r *Reader) lineEnd(err error, skipRest bool) ([]byte, error) {
 		}
 		return e.Partial, nil
 	case *LimitOverrunError:
+		at := r.off + int64(r.r)
 		if !r.dropOverrun(e.Consumed) && skipRest {
-			r.skip.seps = newlines
+			r.skip = skipState{n: at, seps: newlines}
 		}
 	}
 	return nil, err

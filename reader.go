@@ -248,7 +248,10 @@ func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 		}
 	}
 	at := int64(-1)
-	if msg && r.w > r.r {
+	switch {
+	case msg && r.skip.pending():
+		at = r.skipMsg() // the rest of a rejected record is still its message's
+	case msg && r.w > r.r:
 		at = r.off + int64(r.r)
 	}
 	r.watch(ctx)
@@ -913,11 +916,26 @@ func (r *Reader) endLoop() {
 
 // skipState is what an overrun left to discard before the next read.
 type skipState struct {
-	n    int64   // bytes still to discard (an oversized frame's body)
+	// n is, while seps is nil, the bytes still to discard (an oversized
+	// frame's body); while seps is set, the stream offset of the skipped
+	// record's first byte, for WithMessageTimeout (see skipMsg).
+	n    int64
 	seps *sepSet // discard through the next of these (a line or delimited frame over the limit)
 }
 
 func (s *skipState) pending() bool { return s.n > 0 || s.seps != nil }
+
+// skipMsg returns the message a pending skip discards the rest of, as fill
+// reports it to the message timeout: an offset inside the skipped record that
+// stays the same while it is consumed (its first byte, or, for a sized skip,
+// its last), so a peer that drips a rejected record is cut off as one that
+// drips a valid one.
+func (r *Reader) skipMsg() int64 {
+	if r.skip.seps != nil {
+		return r.skip.n
+	}
+	return satAdd(r.off+int64(r.r), r.skip.n-1)
+}
 
 // settleSkip discards what skipState asks for, reading as needed, without
 // growing the buffer. EOF ends the skipping quietly, discarding what is left of
@@ -925,7 +943,7 @@ func (s *skipState) pending() bool { return s.n > 0 || s.seps != nil }
 // read then sees EOF itself.
 func (r *Reader) settleSkip(ctx context.Context) error {
 	for r.skip.pending() {
-		if r.skip.n > 0 {
+		if r.skip.seps == nil {
 			k := int(min(int64(r.w-r.r), r.skip.n))
 			r.consume(k)
 			if r.skip.n -= int64(k); r.skip.n == 0 {
@@ -953,7 +971,7 @@ func (r *Reader) skipThroughSep() bool {
 	s := r.skip.seps
 	if _, e := s.index(r.buf[r.r:r.w]); e >= 0 {
 		r.consume(e)
-		r.skip.seps = nil
+		r.skip = skipState{}
 		return true
 	}
 	if keep := s.max - 1; r.w-r.r > keep {

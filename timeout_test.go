@@ -377,3 +377,125 @@ func TestMessageTimeoutOnlyWhileReadWaits(t *testing.T) {
 	_, err = read(testTimeout)
 	isTimeoutErr(t, err, ErrMessageTimeout)
 }
+
+// WithMessageTimeout is a slowloris guard: once a frame's first byte has
+// arrived, the rest must arrive within d. A frame announced over the maximum
+// is skipped "as it arrives"; its rest must be bounded the same way, or a
+// peer defeats the guard by announcing a huge frame and dripping its body.
+func TestMessageTimeoutBoundsSkippedFrame(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	for name, tc := range map[string]struct {
+		f     Framing
+		first []byte // the start of an oversized record
+	}{
+		"LengthPrefixed": {LengthPrefixed(LengthPrefix{Max: 64}), []byte{0x7f, 0xff, 0xff, 0xff, 'd'}},
+		"Uvarint":        {Uvarint(64), []byte{0xff, 0xff, 0xff, 0x7f, 'd'}},
+		"Delimited":      {Delimited(8, []byte("\n")), []byte("0123456789")},
+		"Delimited CRLF": {Delimited(8, []byte("\r\n")), []byte("0123456789")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, peer := connPair(t, WithMessageTimeout(limit))
+			ctx := testCtx(t)
+			if _, err := peer.Write(tc.first); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.ReadFrame(ctx, tc.f); !errors.Is(err, ErrFrameTooLarge) {
+				t.Fatalf("first ReadFrame: %v, want ErrFrameTooLarge", err)
+			}
+			stop := make(chan struct{})
+			dripped := make(chan struct{})
+			go func() { // the rest of the oversized frame, one byte every 50 ms
+				defer close(dripped)
+				tick := time.NewTicker(dripGap)
+				defer tick.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+						if _, err := peer.Write([]byte("d")); err != nil {
+							return
+						}
+					}
+				}
+			}()
+			defer func() { close(stop); <-dripped }()
+			// The frame's first byte came at the first read: its rest is due
+			// within limit. Give it 8 times that.
+			rctx, cancel := context.WithTimeout(ctx, 8*limit)
+			defer cancel()
+			start := time.Now()
+			_, err := c.ReadFrame(rctx, tc.f)
+			if !errors.Is(err, ErrMessageTimeout) {
+				t.Fatalf("after %v of a dripped oversized frame: %v, want ErrMessageTimeout", time.Since(start).Round(time.Millisecond), err)
+			}
+		})
+	}
+}
+
+// The same for a line over the limit in Lines: its rest is skipped through
+// its newline as it arrives, and the message timeout must bound that too.
+func TestMessageTimeoutBoundsSkippedLine(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	c, peer := connPair(t, WithMessageTimeout(limit), WithLimit(8))
+	ctx := testCtx(t)
+	if _, err := peer.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range c.Lines(ctx) {
+		if !errors.Is(err, ErrLimitOverrun) {
+			t.Fatalf("first line: %v, want ErrLimitOverrun", err)
+		}
+		break
+	}
+	stop := make(chan struct{})
+	dripped := make(chan struct{})
+	go func() {
+		defer close(dripped)
+		tick := time.NewTicker(dripGap)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := peer.Write([]byte("d")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-dripped }()
+	rctx, cancel := context.WithTimeout(ctx, 8*limit)
+	defer cancel()
+	start := time.Now()
+	for _, err := range c.Lines(rctx) {
+		if !errors.Is(err, ErrMessageTimeout) {
+			t.Fatalf("after %v of a dripped overlong line: %v, want ErrMessageTimeout", time.Since(start).Round(time.Millisecond), err)
+		}
+		return
+	}
+	t.Fatal("Lines ended without an error")
+}
+
+// Control for the fix: an oversized frame whose body comes promptly is skipped
+// without tripping the message timeout, and the next frame reads.
+func TestMessageTimeoutSkipsPromptFrame(t *testing.T) {
+	const limit = 200 * time.Millisecond
+	c, peer := connPair(t, WithMessageTimeout(limit))
+	ctx := testCtx(t)
+	f := LengthPrefixed(LengthPrefix{Max: 64})
+	go func() {
+		peer.Write([]byte{0, 0x10, 0, 0})        // 1 MiB announced
+		peer.Write(make([]byte, 1<<20))          // and sent at once
+		peer.Write([]byte{0, 0, 0, 2, 'o', 'k'}) // then a valid frame
+	}()
+	if _, err := c.ReadFrame(ctx, f); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("first ReadFrame: %v", err)
+	}
+	got, err := c.ReadFrame(ctx, f)
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("next frame: %q, %v", got, err)
+	}
+}
