@@ -419,6 +419,8 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 // If ctx ends it returns the bytes written so far and ctx.Err() at once, also
 // where in was closed by ctx's end (an upstream Flow on the same ctx); values
 // not yet received stay in the channel, and what is queued stays queued. A
+// value it has received is queued even if ctx ends while another goroutine's
+// write has paused writing (it is then queued past the pause). A
 // write error (the sticky error, an error matching net.ErrClosed, a timeout
 // that closed the Conn) is returned as it is, with the bytes written before
 // it. It does not close the Conn. Another goroutine may write to the
@@ -439,7 +441,7 @@ func (c *Conn) WriteFramesFrom(ctx context.Context, f Framing, in <-chan []byte)
 // writeFrom is WriteFrom's loop, with write queueing one value. It waits for
 // the pause to end before it receives, so that a value it has received is
 // queued at once (unless another goroutine's write has paused writing again
-// meanwhile: then ctx's end drops that value, and the count says so).
+// meanwhile: then write waits, and if ctx ends it queues the value anyway).
 func (c *Conn) writeFrom(ctx context.Context, in <-chan []byte, write func([]byte) (int, error)) (int64, error) {
 	var n int64
 	done := ctx.Done()

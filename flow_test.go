@@ -849,6 +849,63 @@ func TestWriteFromEndedCtxTakesNothing(t *testing.T) {
 	}
 }
 
+// A value WriteFrom has received is queued even where another goroutine's
+// Write pauses writing between WriteFrom's Drain and its write and ctx ends
+// while it waits: neither left in the channel nor dropped, and counted.
+func TestWriteFromKeepsReceivedValue(t *testing.T) {
+	for _, frames := range []bool{false, true} {
+		t.Run(fmt.Sprint("frames=", frames), func(t *testing.T) {
+			is := is.New(t)
+			c, peer := connPair(t)
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			in := make(chan []byte)
+			type result struct {
+				n   int64
+				err error
+			}
+			done := make(chan result, 1)
+			f := LengthPrefixed(LengthPrefix{})
+			go func() {
+				var r result
+				if frames {
+					r.n, r.err = c.WriteFramesFrom(ctx, f, in)
+				} else {
+					r.n, r.err = c.WriteFrom(ctx, in)
+				}
+				done <- r
+			}()
+			waitUntil(t, func() bool { return inGoroutine("recvOrDone", "writeFrom") }) // drained, waiting for a value
+			big := make([]byte, 8<<20)                                                  // past the watermark and the kernel's buffers: paused
+			_, err := c.Write(big)
+			is.NoErr(err)
+			value := []byte("VALUE")
+			select {
+			case in <- value:
+			case <-time.After(testTimeout):
+				t.Fatal("WriteFrom did not receive")
+			}
+			waitUntil(t, func() bool { return inGoroutine("admitLocked", "writeFrom") })
+			cancel()
+			r := recv(t, done)
+			is.True(errors.Is(r.err, context.Canceled))
+			want := int64(len(value))
+			if frames {
+				want += 4
+			}
+			is.Equal(r.n, want)
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close() }() // flushes what is queued
+			is.NoErr(peer.SetReadDeadline(time.Now().Add(testTimeout)))
+			all, err := io.ReadAll(peer)
+			is.NoErr(err)
+			is.NoErr(recv(t, closed))
+			is.Equal(len(all), len(big)+int(want))
+			is.True(bytes.HasSuffix(all, value))
+		})
+	}
+}
+
 // A write error ends WriteFrom as it is.
 func TestWriteFromClosed(t *testing.T) {
 	is := is.New(t)

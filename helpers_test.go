@@ -169,6 +169,23 @@ func waitUntil(t testing.TB, cond func() bool) {
 	}
 }
 
+// inGoroutine reports whether some goroutine's stack holds every one of
+// parts: where a goroutine inside the package is blocked, for waitUntil.
+func inGoroutine(parts ...string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(g, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 // needIPv6 skips the test where the system has no IPv6 loopback.
 func needIPv6(t testing.TB) {
 	t.Helper()

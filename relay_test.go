@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,16 +166,7 @@ func passThrough(t *testing.T, a, b relayEnd, msg string) {
 
 // blockedIn reports whether a goroutine waits for its socket to be writable
 // in a function whose name contains fn.
-func blockedIn(fn string) bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte(fn)) && bytes.Contains(g, []byte("waitWrite")) {
-			return true
-		}
-	}
-	return false
-}
+func blockedIn(fn string) bool { return inGoroutine(fn, "waitWrite") }
 
 func randomBytes(t *testing.T, n int) []byte {
 	p := make([]byte, n)
@@ -742,16 +732,8 @@ func TestRelayFailureRules(t *testing.T) {
 // destination: in the write queue's wait (Write or Drain) or in splice(2)
 // waiting for the destination to take bytes.
 func relayWaitsOnDestination() bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("(*relay).pump")) &&
-			(bytes.Contains(g, []byte("(*writeQueue).waitLocked")) ||
-				bytes.Contains(g, []byte("splicePump")) && bytes.Contains(g, []byte("waitWrite"))) {
-			return true
-		}
-	}
-	return false
+	return inGoroutine("(*relay).pump", "(*writeQueue).waitLocked") ||
+		inGoroutine("(*relay).pump", "splicePump", "waitWrite")
 }
 
 // Close or Abort by another goroutine ends a relay as a failure (Relay's

@@ -185,19 +185,27 @@ func (q *writeQueue) admitLocked(ctx context.Context) error {
 }
 
 // write queues bufs as one write, waiting as admitLocked does, and returns the
-// bytes queued.
+// bytes queued. If ctx ends while it waits (only WriteFrom's ctx can: Write's
+// never ends), bufs are queued all the same, past the pause, and ctx.Err() is
+// returned with their count: WriteFrom has taken them from its channel, and
+// must not drop them.
 func (q *writeQueue) write(ctx context.Context, bufs ...[]byte) (int, error) {
 	q.mu.Lock() // unlocked by hand: this is every Write's path
-	if err := q.admitLocked(ctx); err != nil {
+	err := q.admitLocked(ctx)
+	if err != nil && (err != ctx.Err() || q.errLocked(opWrite) != nil) {
 		q.mu.Unlock()
 		return 0, err
 	}
 	n := q.size
 	q.appendLocked(bufs...)
-	q.scheduleLocked()
+	if q.upgrading {
+		q.late += q.size - n // ctx ended during a hold: sent after it, as offer's
+	} else {
+		q.scheduleLocked()
+	}
 	n = q.size - n
 	q.mu.Unlock()
-	return n, nil
+	return n, err
 }
 
 // appendLocked queues bufs and pauses writing once the queue has passed the
