@@ -513,7 +513,14 @@ func TestRelayIdleTimeoutSlowReader(t *testing.T) {
 	for _, timed := range []string{"src", "dst"} {
 		t.Run("timeout on "+timed, func(t *testing.T) {
 			is := is.New(t)
-			const idle = 200 * time.Millisecond
+			// The peer reads 32 KiB every 20 ms (1.6 MB/s): a splice step of
+			// what has arrived (up to 1 MiB) would take far longer than idle,
+			// while the writer, woken by the kernel once about two reads have
+			// freed room, waits ~40 ms at a time, 10 times less: room enough
+			// for a reader goroutine held up by a loaded machine (stalls of
+			// 0.1-0.23 s seen under -race on 2 cores).
+			const idle = 400 * time.Millisecond
+			data := randomBytes(t, 2<<20) // before the Conns: their clocks start with them
 			var aOpts, bOpts []Option
 			if timed == "dst" {
 				bOpts = append(bOpts, WithIdleTimeout(idle))
@@ -524,14 +531,13 @@ func TestRelayIdleTimeoutSlowReader(t *testing.T) {
 			// Small buffers between b and its peer: the peer's pace is the relay's.
 			is.NoErr(b.c.NetConn().(*net.TCPConn).SetWriteBuffer(64 << 10))
 			is.NoErr(b.peer.(*net.TCPConn).SetReadBuffer(64 << 10))
-			data := randomBytes(t, 2<<20)
 			relay := goRelay(testCtx(t), a.c, b.c)
 			sent := sendAndEnd(a.peer, data)
 			got := make(chan []byte, 1)
-			go func() { // 32 KiB every 10 ms: never near idle for 200 ms
+			go func() { // 32 KiB every 20 ms: never near idle for 400 ms
 				var out bytes.Buffer
 				buf := make([]byte, 32<<10)
-				tick := time.NewTicker(10 * time.Millisecond)
+				tick := time.NewTicker(20 * time.Millisecond)
 				defer tick.Stop()
 				for {
 					n, err := b.peer.Read(buf)

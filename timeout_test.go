@@ -108,6 +108,12 @@ func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
 		t.Run("one large Write read slowly/"+kind, func(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
+			// Far larger than the kernel's buffers (64 KiB a side below), and
+			// made before the Conn, whose idle clock starts with it: under
+			// -race, making and queueing 8 MiB took up to 0.45 s on a loaded
+			// machine, before the first byte could reach the kernel.
+			const total, step = 2 << 20, 32 << 10
+			data := make([]byte, total)
 			var c *Conn
 			var peer net.Conn
 			if kind == "tcp" {
@@ -123,7 +129,6 @@ func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
 				c, peer = NewConn(a, WithIdleTimeout(idleFor)), b
 				t.Cleanup(func() { c.Abort(); peer.Close() })
 			}
-			const total, step = 8 << 20, 256 << 10
 			got := make(chan int, 1)
 			go func() { // a step every dripGap/5: 0.64 s in all, never idle for long
 				peer.SetReadDeadline(time.Now().Add(testTimeout))
@@ -139,7 +144,7 @@ func TestIdleTimeoutKeepsBusyConns(t *testing.T) {
 				}
 				got <- n
 			}()
-			_, err := c.Write(make([]byte, total))
+			_, err := c.Write(data)
 			is.NoErr(err)
 			is.NoErr(c.Flush(testCtx(t))) // ErrIdleTimeout: the clock saw no progress
 			is.Equal(recv(t, got), total)

@@ -48,23 +48,33 @@ func readAllAsync(peer net.Conn) <-chan []byte {
 	return ch
 }
 
-// fillUntilBlocked writes 1 KiB messages until a Write times out: the queue is
-// then at its high watermark (the kernel's buffers being full). It returns the
-// bytes accepted.
+// fillUntilBlocked writes 1 KiB messages until writing is paused for good:
+// the queue past its high watermark and the kernel's buffers full, which a
+// peer that does not read leaves so. A Write timing out is not proof of it on
+// a loaded machine, where the writer may just not have run: it takes two
+// Writes in a row that time out with no byte handed to the kernel meanwhile.
+// It returns the bytes accepted.
 func fillUntilBlocked(t *testing.T, c *Conn) int {
 	t.Helper()
 	msg := bytes.Repeat([]byte("z"), 1024)
-	total := 0
+	total, still := 0, 0
 	for i := 0; i < 1<<16; i++ {
+		sent := c.Stats().BytesWritten
 		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		n, err := c.Write(msg)
 		total += n
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("Write: %v, want a timeout", err)
+		switch {
+		case err == nil:
+			still = 0
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			t.Fatalf("Write: %v, want a timeout", err)
+		case c.Stats().BytesWritten != sent:
+			still = 0 // the writer sends still, slowly
+		default:
+			if still++; still == 2 {
+				c.SetWriteDeadline(time.Time{})
+				return total
 			}
-			c.SetWriteDeadline(time.Time{})
-			return total
 		}
 	}
 	t.Fatal("Write never blocked on a peer that does not read")
@@ -302,11 +312,19 @@ func TestCloseBoundedByWriteDeadline(t *testing.T) {
 				opts = append(opts, WithCloseTimeout(50*time.Millisecond))
 			}
 			c, peer := connPair(t, opts...)
-			fillUntilBlocked(t, c) // the peer does not read yet
+			// The peer does not read yet, and the kernel's buffers are small
+			// and fixed (no autotuning): with far more queued than they hold,
+			// no flush can finish in time, however late the writer runs.
+			// (A Write that waited 50 ms, as fillUntilBlocked's, proves no
+			// such thing on a loaded machine.)
+			is.NoErr(c.NetConn().(*net.TCPConn).SetWriteBuffer(64 << 10))
+			is.NoErr(peer.(*net.TCPConn).SetReadBuffer(64 << 10))
+			_, err := c.Write(make([]byte, 4<<20)) // an empty queue admits it whole
+			is.NoErr(err)
 			if bound == "write deadline" {
 				is.NoErr(c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)))
 			}
-			err := c.Close()
+			err = c.Close()
 			is.True(errors.Is(err, os.ErrDeadlineExceeded)) // reports the dropped data
 			is.NoErr(c.WaitClosed(testCtx(t)))
 			is.NoErr(peer.SetReadDeadline(time.Now().Add(testTimeout)))
