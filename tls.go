@@ -29,7 +29,8 @@ type tlsState struct {
 // STARTTLS line), and that write deadlines are capped once Close has begun.
 type tlsBase struct {
 	net.Conn
-	pre []byte // read ahead of the upgrade, not yet read by TLS; used by tls.Conn's reads only
+	pre []byte    // read ahead of the upgrade, not yet read by TLS; used by tls.Conn's reads only
+	hs  *activity // the idle clock, told of the handshake's bytes; nil once it is done (or without one)
 
 	mu      sync.Mutex // guards closeBy
 	closeBy time.Time  // set by Close: no write deadline goes past it
@@ -44,7 +45,19 @@ func (b *tlsBase) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	return b.Conn.Read(p)
+	n, err := b.Conn.Read(p)
+	if n > 0 && b.hs != nil {
+		b.hs.touch() // a handshake byte read: progress for WithIdleTimeout
+	}
+	return n, err
+}
+
+func (b *tlsBase) Write(p []byte) (int, error) {
+	n, err := b.Conn.Write(p)
+	if n > 0 && b.hs != nil {
+		b.hs.touch()
+	}
+	return n, err
 }
 
 // SetWriteDeadline applies t, capped by closeBy: crypto/tls sets its own 5 s
@@ -197,18 +210,28 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	if err := q.hold(ctx, opHold); err != nil {
 		return handshakeErr(parent, ctx, sc, err)
 	}
+	if err := ctx.Err(); err != nil { // nothing handed over, nothing sent: the Conn is as it was
+		q.release(nil, nil)
+		return handshakeErr(parent, ctx, sc, err)
+	}
 	var pre []byte
 	if r.buf != nil {
 		pre = r.handOver()            // those bytes are TLS's now
 		c.nread.Add(-int64(len(pre))) // and not plaintext: Stats counts plaintext
 	}
-	base := &tlsBase{Conn: c.raw, pre: pre}
+	base := &tlsBase{Conn: c.raw, pre: pre, hs: c.clock}
 	tc := tls.Client(base, c.clientConfig(cfg, sc))
 	if server {
 		tc = tls.Server(base, cloneConfig(cfg))
 	}
-	if err := tc.HandshakeContext(ctx); err != nil {
-		err = handshakeErr(parent, ctx, sc, err)
+	err := tc.HandshakeContext(ctx)
+	base.hs = nil // application data counts as the Reader and the queue see it (plaintext)
+	if err != nil {
+		if reason := c.closeReason(); reason != nil {
+			err = reason // closed under the handshake (Close, Abort, a timeout): its deadline or close is no failure of the handshake's
+		} else {
+			err = handshakeErr(parent, ctx, sc, err)
+		}
 		c.Abort()
 		q.release(nil, err) // held Writes see the Conn closed
 		return err

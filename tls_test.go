@@ -892,3 +892,98 @@ func TestTLSReadCancel(t *testing.T) {
 	stop()
 	is.NoErr(recv(t, done))
 }
+
+// laggyConn delays its first Write by lag: a slow link during the handshake.
+type laggyConn struct {
+	net.Conn
+	lag  time.Duration
+	once sync.Once
+}
+
+func (l *laggyConn) Write(p []byte) (int, error) {
+	l.once.Do(func() { time.Sleep(l.lag) }) // simulated latency, not synchronisation
+	return l.Conn.Write(p)
+}
+
+// The handshake's bytes restart the idle clock: a handshake that took lag
+// leaves the Conn its whole idle timeout afterwards, though the reply, lag
+// after it, comes more than idle after the Conn was made.
+func TestIdleTimeoutCountsHandshake(t *testing.T) {
+	t.Parallel()
+	is := is.New(t)
+	ctx := testCtx(t)
+	const lag, idle = 600 * time.Millisecond, time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer ln.Close()
+	srvErr := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			srvErr <- err
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(testTimeout))
+		tc := tls.Server(&laggyConn{Conn: nc, lag: lag}, serverTLS())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			srvErr <- err
+			return
+		}
+		time.Sleep(lag) // the reply comes lag after the handshake: well within idle of it
+		_, err = io.WriteString(tc, "hello\n")
+		srvErr <- err
+		io.Copy(io.Discard, tc)
+	}()
+	c, err := Dial(ctx, "tcp", ln.Addr().String(), WithTLS(clientTLS()), WithServerName("localhost"), WithIdleTimeout(idle))
+	is.NoErr(err)
+	defer c.Abort()
+	line, err := c.ReadLine(ctx)
+	is.NoErr(err) // ErrIdleTimeout: the clock never saw the handshake's bytes
+	is.Equal(string(line), "hello\n")
+	is.NoErr(recv(t, srvErr))
+}
+
+// Close or Abort during StartTLS's handshake: StartTLS's error says the Conn
+// was closed, never that the handshake timed out.
+func TestStartTLSCloseDuringHandshakeError(t *testing.T) {
+	for _, how := range []string{"Close", "Abort"} {
+		t.Run(how, func(t *testing.T) {
+			is := is.New(t)
+			ctx := testCtx(t)
+			for range 100 { // the wrong error comes in a few per cent of runs
+				c, peer := connPair(t)
+				upgraded := make(chan error, 1)
+				go func() { upgraded <- c.StartTLS(ctx, clientTLS(), WithServerName("localhost")) }()
+				peer.SetReadDeadline(time.Now().Add(testTimeout))
+				_, err := peer.Read(make([]byte, 1)) // the ClientHello: the handshake waits for the server
+				is.NoErr(err)
+				if how == "Close" {
+					c.Close()
+				} else {
+					c.Abort()
+				}
+				err = recv(t, upgraded)
+				is.True(!errors.Is(err, os.ErrDeadlineExceeded)) // "i/o timeout": as if the handshake timeout had passed
+				is.True(errors.Is(err, net.ErrClosed))
+				peer.Close()
+			}
+		})
+	}
+}
+
+// StartTLS with a ctx that has already ended returns ctx.Err() and leaves the
+// Conn as it was.
+func TestStartTLSEndedCtx(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	is.Equal(c.StartTLS(ctx, clientTLS(), WithServerName("localhost")), context.Canceled)
+	is.True(!c.IsClosing()) // it was aborted
+	_, err := peer.Write([]byte("still here\n"))
+	is.NoErr(err)
+	line, err := c.ReadLine(testCtx(t))
+	is.NoErr(err)
+	is.Equal(string(line), "still here\n")
+}
