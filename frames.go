@@ -108,15 +108,17 @@ func (r *Reader) ReadFrame(ctx context.Context, f Framing) ([]byte, error) {
 		return nil, err
 	}
 	defer r.mu.unlock()
+	off := r.off // the stream offset of the buffer's first byte
 	frame, err := f.next(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	if r.buf == nil && r.handOff {
-		// Consuming the frame gave up a buffer grown for it (see consume):
-		// no one else refers to it, so hand it over rather than copy it.
-		// (Not a small frame that merely emptied a buffer grown for an
-		// earlier one: it would keep the whole buffer alive.)
+	if r.buf == nil && 2*int64(len(frame)) >= r.off-off {
+		// Consuming the frame gave up a buffer grown for it (see consume),
+		// and the frame is half or more of the bytes it held: no one else
+		// refers to it, so hand it over rather than copy it. (Not a small
+		// frame that merely emptied a buffer grown for an earlier one: it
+		// would keep the whole buffer alive.)
 		return frame, nil
 	}
 	p := make([]byte, len(frame))

@@ -89,11 +89,10 @@ type Reader struct {
 	limit int
 	skip  skipState // data to discard before the next read
 	// (The small fields share a word: a quiet Conn's size counts.)
-	full    bool        // the last read filled the free room: grow before the next
-	smalls  uint8       // small results taken since the Reader last waited (counting to 2)
-	sticky  bool        // a Conn's: the watch stays armed between reads (see below)
-	handOff bool        // the buffer consume last gave up was at least half the record that emptied it (ReadFrame)
-	closed  atomic.Bool // the owning Conn was closed or aborted
+	full   bool        // the last read filled the free room: grow before the next
+	smalls uint8       // small results taken since the Reader last waited (counting to 2)
+	sticky bool        // a Conn's: the watch stays armed between reads (see below)
+	closed atomic.Bool // the owning Conn was closed or aborted
 
 	// The stream, and its descriptor where a read can wait without a buffer
 	// (Unix sockets; else nil). StartTLS swaps both, under dmu.
@@ -473,7 +472,6 @@ func (r *Reader) take(n int) []byte {
 func (r *Reader) consume(n int) {
 	r.r += n
 	if r.r == r.w && r.oversized() {
-		r.handOff = 2*n >= len(r.buf)
 		r.off += int64(r.w)
 		r.buf, r.r, r.w = nil, 0, 0
 		r.size = minPooled
