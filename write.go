@@ -67,6 +67,7 @@ type writeQueue struct {
 	sock    *rawSock      // out's descriptor, for sendNow; nil over TLS or where there is none
 	timer   *time.Timer   // runs backstop; made on first use
 	armed   bool          // timer is set to run backstop
+	armedL  bool          // ... at loopBackstop, for an iterator loop
 	swept   bool          // the sweeper saw bytes left for the reads, at sweptAt; guarded by mu, used by it alone
 	delay   time.Duration // the backstop's next delay; 0 before the first
 	takes   uint64        // batches taken for sending so far
@@ -299,6 +300,11 @@ func (q *writeQueue) scheduleLocked() {
 		// Elsewhere the Conn's own timer does, at loopBackstop where a loop
 		// runs: rarely enough that a busy loop hardly pays for it.
 		q.armLocked(v&readerLooping != 0)
+	case q.armedL && v&readerLooping == 0 && q.timer.Stop():
+		// The timer was armed at loopBackstop for a loop that has ended: a
+		// Write outside a loop is owed the shorter delay. (Where Stop finds
+		// it fired already, backstop re-arms it by the loop's end itself.)
+		q.armLocked(false)
 	}
 }
 
@@ -312,7 +318,7 @@ func (q *writeQueue) armLocked(looping bool) {
 	if looping {
 		d = max(d, loopBackstop)
 	}
-	q.armed, q.armAt = true, q.takes
+	q.armed, q.armedL, q.armAt = true, looping, q.takes
 	if q.timer == nil {
 		q.timer = time.AfterFunc(d, q.backstop)
 	} else {

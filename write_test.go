@@ -825,6 +825,34 @@ func TestWriteWhileLoopBodyWaits(t *testing.T) {
 	is.NoErr(recv(t, done))
 }
 
+// Once an iterator loop has ended, a Write on a Conn that no longer reads is
+// bounded as any other (2*maxBackstop at worst), not by the timer a Write in
+// the loop's body armed at loopBackstop.
+func TestWriteAfterLoopEndBound(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	_, err := peer.Write([]byte("go\n"))
+	is.NoErr(err)
+	for _, err := range c.Lines(testCtx(t)) {
+		is.NoErr(err)
+		_, err = c.Write([]byte("a\n")) // arms the timer at loopBackstop
+		is.NoErr(err)
+		break // the loop's end sends "a"
+	}
+	rd := bufio.NewReader(peer)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	line, err := rd.ReadString('\n')
+	is.NoErr(err)
+	is.Equal(line, "a\n")
+	start := time.Now()
+	_, err = c.Write([]byte("b\n")) // no read comes any more
+	is.NoErr(err)
+	line, err = rd.ReadString('\n')
+	is.NoErr(err)
+	is.Equal(line, "b\n")
+	is.True(time.Since(start) < loopBackstop) // 1 ms here, 2*maxBackstop at worst
+}
+
 // A Conn makes its write queue when something first needs it, and until then
 // behaves as one with an empty queue: a Conn that only reads holds none.
 func TestQueueMadeOnFirstUse(t *testing.T) {
