@@ -85,7 +85,7 @@ func dialUnix(ctx context.Context, path string, cfg *config) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		return nil, dialError(ctx, "unix", path, err)
+		return nil, dialError(ctx, "unix", path, unwrapOp(err))
 	}
 	return c, nil
 }

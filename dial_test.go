@@ -667,3 +667,12 @@ func parseQuestion(msg []byte) (name string, qtype uint16, end int, ok bool) {
 	}
 	return name, binary.BigEndian.Uint16(msg[i+1:]), i + 5, true
 }
+
+// A failed Unix dial says what failed once, and matches the cause.
+func TestDialUnixError(t *testing.T) {
+	is := is.New(t)
+	path := filepath.Join(t.TempDir(), "none.sock")
+	_, err := Dial(testCtx(t), "unix", path)
+	is.True(errors.Is(err, os.ErrNotExist))
+	is.Equal(strings.Count(err.Error(), "dial unix"), 1)
+}

@@ -88,10 +88,11 @@
 // like that, within 64 ms at worst on one that reads or drains soon after each
 // write (the timer backs off while it finds nothing to do). In a Lines, Frames
 // or Chunks loop they go out when the loop next reads from the socket (so the
-// replies to pipelined requests go out together) or ends, and the timer waits
-// 100 ms (200 ms at worst): a loop body that writes and then waits on
-// something other than the Conn, or a goroutine that writes while the body
-// runs, calls Drain for the bytes to go out at once.
+// replies to pipelined requests go out together) or ends, and otherwise within
+// 200 ms at worst (100 ms on a Conn of its own; a Server's connections share
+// one goroutine that looks every 100 ms): a loop body that writes and then
+// waits on something other than the Conn, or a goroutine that writes while the
+// body runs, calls Drain for the bytes to go out at once.
 //
 // # Frames
 //

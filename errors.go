@@ -89,7 +89,7 @@ func (e *LimitOverrunError) Is(target error) bool { return target == ErrLimitOve
 // arrive, so the next read starts at the following frame.
 type FrameTooLargeError struct {
 	Size int64 // the announced size (or, for Delimited, the bytes seen so far)
-	Max  int64
+	Max  int64 // the framing's maximum
 }
 
 // Error returns the message, with the announced size and the maximum.

@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	errNoSeparator    = errors.New("sluice: ReadUntil needs at least one separator")
+	errNoSeparator    = errors.New("sluice: at least one separator is needed")
 	errEmptySeparator = errors.New("sluice: separator must not be empty")
 )
 

@@ -34,7 +34,7 @@ type ServerStats struct {
 	TimedOut     int64 // connections ended by WithIdleTimeout or WithMessageTimeout
 	Rejected     int64 // connections refused before their handler ran (PROXY header missing or bad)
 	BytesRead    int64 // over every connection, closed ones included (plaintext under TLS)
-	BytesWritten int64
+	BytesWritten int64 // the same, written
 }
 
 // Stats returns the Server's counters: those of connections that have ended

@@ -750,9 +750,11 @@ func canEOF(out net.Conn) bool {
 // out when the loop next reads from the socket (a step that finds its record
 // buffered does not read, so the replies to pipelined requests go out
 // together), at the loop's end, or at a Drain, Flush or Close, and otherwise
-// through the writer goroutine within 100 ms (200 ms at worst): a loop body
-// that writes and then waits on something other than the Conn, or a goroutine
-// that writes while the body runs, calls Drain for them to go out at once. A
+// through the writer goroutine within 200 ms at worst (100 ms on a Conn of its
+// own; a Server's sweeper looks every 100 ms and sends what its previous look
+// saw): a loop body that writes and then waits on something other than the
+// Conn, or a goroutine that writes while the body runs, calls Drain for them
+// to go out at once. A
 // Write made while a read is waiting, or on a Conn never read, starts the
 // writer at once.
 //
