@@ -529,14 +529,26 @@ func (s *Server) handshake(h *handlerEnd) bool {
 		h.err = &handshakeError{err}
 		return false
 	}
-	s.running(h.c, true)
+	s.running(h.c)
 	return true
 }
 
-// running records whether c's handler runs, for Stats' Active.
-func (s *Server) running(c *Conn, on bool) {
+// running records that c's handler runs, for Stats' Active.
+func (s *Server) running(c *Conn) {
 	s.mu.Lock()
-	s.conns[c] = on
+	s.conns[c] = true
+	s.mu.Unlock()
+}
+
+// ended records that c's handler has ended, counting it in counted (Errors or
+// Panics) unless that is nil: in one step, and at once, not when c's close has
+// flushed (WithCloseTimeout), so that Stats never shows it in neither.
+func (s *Server) ended(c *Conn, counted *int64) {
+	s.mu.Lock()
+	s.conns[c] = false
+	if counted != nil {
+		*counted++
+	}
 	s.mu.Unlock()
 }
 
@@ -594,7 +606,6 @@ func (s *Server) finishConn(h *handlerEnd) {
 			r = &rec
 		}
 	}
-	s.running(c, false)
 	defer s.exited()
 	defer s.releaseSlot()
 	err := h.err
@@ -627,15 +638,19 @@ func (s *Server) finishConn(h *handlerEnd) {
 			s.log.Debug("sluice: handler error", "peer", peer, "err", err)
 		}
 	}
+	if counted == &s.stats.Errors && c.clock != nil && c.clock.timedOut() {
+		counted = nil // the handler's error came of a timeout that fired before it returned
+	}
+	s.ended(c, counted)
 	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !isTimeout(c.closeReason()) {
 		s.log.Debug("sluice: close", "peer", peer, "err", err)
 	}
 	c.WaitClosed(context.Background()) // a CloseClients may still be flushing c
-	s.forget(c, counted)
+	s.forget(c)
 }
 
 // forget drops c from the live connections, adding its counts to the Server's.
-func (s *Server) forget(c *Conn, counted *int64) {
+func (s *Server) forget(c *Conn) {
 	st := c.Stats()
 	timedOut := c.clock != nil && c.clock.timedOut() // also where a Close was flushing: its reason stays the Close's
 	s.mu.Lock()
@@ -645,12 +660,6 @@ func (s *Server) forget(c *Conn, counted *int64) {
 	s.done.w += st.BytesWritten
 	if timedOut {
 		s.stats.TimedOut++
-		if counted != &s.stats.Panics {
-			counted = nil // the handler's error came of the timeout; a panic is its own
-		}
-	}
-	if counted != nil {
-		*counted++
 	}
 }
 

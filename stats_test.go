@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -128,4 +129,39 @@ func TestServerStats(t *testing.T) {
 		BytesRead:    int64(len("panic\nfail\nok\nhold\n")),
 		BytesWritten: int64(len("ok\nhold\n")),
 	})
+}
+
+// A handler that returns its own error is counted in Errors as it returns, in
+// the step that takes it out of Active: not once its Conn's close has flushed,
+// and also where a timeout then cuts that flush short.
+func TestErrorsCountedAsHandlerReturns(t *testing.T) {
+	for _, timeout := range []bool{false, true} {
+		t.Run(fmt.Sprint("idle timeout during the flush=", timeout), func(t *testing.T) {
+			srvNoLeaks(t)
+			is := is.New(t)
+			log, _ := srvLogger()
+			returned := make(chan struct{})
+			opts := []Option{WithLogger(log), WithCloseTimeout(5 * time.Second)}
+			if timeout {
+				opts = append(opts, WithIdleTimeout(300*time.Millisecond))
+			}
+			s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+				defer close(returned)
+				if _, err := c.Write(bytes.Repeat([]byte("x"), 8<<20)); err != nil {
+					return err
+				}
+				return errors.New("the handler fails") // before any timeout
+			}, opts...)
+			srvDial(t, s.Addrs()[0]) // never reads: the close's flush waits
+			recv(t, returned)
+			if timeout {
+				waitUntil(t, func() bool { return s.Stats().TimedOut == 1 })
+			} else {
+				waitUntil(t, func() bool { return s.Stats().Active == 0 })
+			}
+			st := s.Stats()
+			is.Equal(st.Active, 0)
+			is.Equal(st.Errors, int64(1))
+		})
+	}
 }
