@@ -112,7 +112,7 @@ func accepted(c *Conn) int64 {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.written + int64(q.size)
+	return q.written.Load() + int64(q.size)
 }
 
 // paceBursts ends a burst of burst messages, after message n, by waiting until

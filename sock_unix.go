@@ -36,7 +36,7 @@ type rawSock struct {
 	writeFn func(uintptr) bool // writable, bound by the first send: a Conn that only reads needs none
 	wn      int32
 	werrno  uint32
-	clock   *activity // sendAll's, told of its progress; nil for trySend
+	q       *writeQueue // sendAll's, told of its progress (Stats, its clock); nil for trySend
 }
 
 // maxRW bounds one read(2) or write(2), as the runtime's poller does
@@ -155,13 +155,14 @@ func (s *rawSock) sendFailed(err error) error {
 }
 
 // sendAll writes all of p (up to maxRW), waiting for room as net.Conn's
-// Write does (a write deadline or the Conn's close cuts it short), and tells
-// clock of every write(2) that takes bytes: a peer that reads a large batch
-// slowly is not idle.
-func (s *rawSock) sendAll(p []byte, clock *activity) (int, error) {
-	s.clock = clock
+// Write does (a write deadline or the Conn's close cuts it short), and counts
+// every write(2) that takes bytes and leaves more to send in q's Stats as it
+// goes (the caller counts the rest), and tells q's clock: a peer that reads a
+// large batch slowly is not idle. Only the sender (q.sending) may call it.
+func (s *rawSock) sendAll(p []byte, q *writeQueue) (int, error) {
+	s.q = q
 	n, err := s.trySend(p)
-	s.clock = nil
+	s.q = nil
 	return n, err
 }
 
@@ -177,12 +178,15 @@ func (s *rawSock) writable(fd uintptr) bool {
 			continue
 		case nil:
 			s.wn += int32(n)
-			if s.clock != nil && n > 0 && int(s.wn) < len(s.buf) {
-				s.clock.touch()
+			if s.q != nil && n > 0 && int(s.wn) < len(s.buf) {
+				s.q.written.Add(int64(n)) // handed to the kernel: Stats says so now
+				if s.q.clock != nil {
+					s.q.clock.touch()
+				}
 				continue
 			}
 		case syscall.EAGAIN:
-			return s.clock == nil
+			return s.q == nil
 		default:
 			s.werrno = uint32(err.(syscall.Errno))
 		}

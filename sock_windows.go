@@ -26,7 +26,7 @@ func (*rawSock) read(*Reader, int64) (int, bool, error) { return 0, false, errNo
 
 func (*rawSock) trySend([]byte) (int, error) { return 0, errNoRawSocket }
 
-func (*rawSock) sendAll([]byte, *activity) (int, error) { return 0, errNoRawSocket }
+func (*rawSock) sendAll([]byte, *writeQueue) (int, error) { return 0, errNoRawSocket }
 
 // socketPair returns two connected stream sockets. Windows has no
 // socketpair(2), so the pair is made by listening, dialling and accepting

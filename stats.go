@@ -19,7 +19,7 @@ func (c *Conn) Stats() ConnStats {
 	if q := c.wq.Load(); q != nil { // else nothing was written
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		st.BytesWritten, st.QueuedPeak = q.written, q.peak
+		st.BytesWritten, st.QueuedPeak = q.written.Load(), q.peak
 		st.DrainWaits, st.DrainWaited = q.drainWaits, q.drainWaited
 	}
 	return st

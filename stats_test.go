@@ -165,3 +165,31 @@ func TestErrorsCountedAsHandlerReturns(t *testing.T) {
 		})
 	}
 }
+
+// BytesWritten counts bytes as the kernel takes them, also while a large
+// batch is still being sent: the client has read 1 MiB, so Stats says so.
+func TestBytesWrittenDuringLargeSend(t *testing.T) {
+	for _, timeout := range []bool{false, true} {
+		t.Run(fmt.Sprint("idle timeout=", timeout), func(t *testing.T) {
+			srvNoLeaks(t)
+			is := is.New(t)
+			var opts []Option
+			if timeout {
+				opts = append(opts, WithIdleTimeout(time.Minute))
+			}
+			s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+				if _, err := c.Write(bytes.Repeat([]byte("x"), 16<<20)); err != nil {
+					return err
+				}
+				return c.Drain(ctx)
+			}, opts...)
+			cl := srvDial(t, s.Addrs()[0])
+			_, err := io.ReadFull(cl, make([]byte, 1<<20)) // the kernel has taken 1 MiB at least
+			is.NoErr(err)
+			waitUntil(t, func() bool { return s.Stats().BytesWritten >= 1<<20 })
+			n, err := io.Copy(io.Discard, cl) // let the handler finish
+			is.NoErr(err)
+			is.Equal(n, int64(16<<20-1<<20))
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,7 +78,7 @@ type writeQueue struct {
 	clock   *activity     // the idle and message timeouts' clock, or nil
 
 	// Statistics.
-	written     int64
+	written     atomic.Int64 // read by Stats without mu: sendAll adds as it goes
 	peak        int
 	drainWaits  int64
 	drainWaited time.Duration
@@ -413,9 +414,16 @@ func (q *writeQueue) drainLoop() {
 		batch, out := q.takeLocked()
 		sock, clock := q.sock, q.clock
 		q.mu.Unlock()
-		n, err := sendBatch(out, sock, clock, batch)
+		var n int
+		var err error
+		before := q.written.Load() // only this sender moves it until sentLocked
+		if sock != nil {
+			n, err = sock.sendAll(batch, q) // counts what it sends as it goes, but for its last write
+		} else {
+			n, err = sendBatch(out, clock, batch)
+		}
 		q.mu.Lock()
-		q.sentLocked(batch, n, err)
+		q.sentLocked(batch, n, err, int(q.written.Load()-before))
 	}
 	if q.err == nil && q.eof == eofWanted && !q.sending && len(q.pending) == 0 {
 		hc := q.out.(halfCloser)
@@ -434,17 +442,14 @@ func (q *writeQueue) drainLoop() {
 // (TLS: one record) between two looks at the clock.
 const timedPiece = 16 << 10
 
-// sendBatch is the writer goroutine's send of a batch: one blocking write to out;
-// or, where an idle or message timeout keeps a clock, a send that tells the
-// clock of its progress as it goes, so that a peer that reads a large batch
-// slowly is not taken for idle: write(2) by write(2) through the socket's
-// descriptor where there is one, else in pieces of timedPiece.
-func sendBatch(out net.Conn, sock *rawSock, clock *activity, batch []byte) (int, error) {
-	switch {
-	case clock == nil:
+// sendBatch is the writer goroutine's send of a batch where there is no
+// descriptor (TLS; the descriptor's is rawSock.sendAll): one blocking write to
+// out; or, where an idle or message timeout keeps a clock, a send that tells
+// the clock of its progress as it goes, so that a peer that reads a large batch
+// slowly is not taken for idle, in pieces of timedPiece.
+func sendBatch(out net.Conn, clock *activity, batch []byte) (int, error) {
+	if clock == nil {
 		return out.Write(batch)
-	case sock != nil:
-		return sock.sendAll(batch, clock)
 	}
 	n := 0
 	for n < len(batch) {
@@ -489,7 +494,7 @@ func (q *writeQueue) takeForSend() ([]byte, *rawSock) {
 func (q *writeQueue) sendDone(batch []byte, n int, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.sentLocked(batch, n, err)
+	q.sentLocked(batch, n, err, 0)
 	if q.err == nil {
 		q.startLocked()
 	}
@@ -515,10 +520,10 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 // sentLocked accounts for a batch of which n bytes were handed to the kernel;
 // the rest, unless err says it cannot be sent, goes back to the front of the
 // queue. Writing resumes once the queue is down to the low watermark.
-func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
+func (q *writeQueue) sentLocked(batch []byte, n int, err error, counted int) {
 	q.sending = false
 	q.size -= n
-	q.countLocked(int64(n))
+	q.countLocked(int64(n - counted)) // counted: those sendAll counted as it went
 	switch rest := batch[n:]; {
 	case err != nil:
 		q.size -= len(rest) // dropped, as failLocked drops pending
@@ -538,7 +543,7 @@ func (q *writeQueue) sentLocked(batch []byte, n int, err error) {
 // countLocked counts n bytes handed to the kernel in Stats and on the timeouts'
 // clock.
 func (q *writeQueue) countLocked(n int64) {
-	q.written += n
+	q.written.Add(n)
 	if n > 0 && q.clock != nil {
 		q.clock.touch()
 	}

@@ -664,13 +664,13 @@ func TestPartialSendRequeuesFirst(t *testing.T) {
 	batch, _ := q.takeLocked()
 	q.pending = append(q.pending, "new"...) // a Write during the send
 	q.size += 3
-	q.sentLocked(batch, 2, nil)
+	q.sentLocked(batch, 2, nil, 0)
 	is.Equal(string(q.pending), "cdefnew")
 	is.Equal(q.size, 7)
 	is.True(!q.sending)
 
 	batch, _ = q.takeLocked()
-	q.sentLocked(batch, 1, errors.New("reset")) // a failed send drops the rest
+	q.sentLocked(batch, 1, errors.New("reset"), 0) // a failed send drops the rest
 	is.Equal(q.size, 0)
 	is.Equal(len(q.pending), 0)
 	is.True(q.err != nil)
