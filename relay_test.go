@@ -97,6 +97,22 @@ func sendAndEnd(peer net.Conn, p []byte) <-chan error {
 	return ch
 }
 
+// sendUntilFails writes to peer for as long as it can, and then sends the
+// error that stopped it.
+func sendUntilFails(peer net.Conn) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		p := make([]byte, 64<<10)
+		for {
+			if _, err := peer.Write(p); err != nil {
+				ch <- err
+				return
+			}
+		}
+	}()
+	return ch
+}
+
 type relayed struct {
 	aToB, bToA int64
 	err        error
@@ -403,16 +419,7 @@ func TestRelayCancel(t *testing.T) {
 				if blocked {
 					// b's peer reads no more: the relay fills the kernel's
 					// buffers and then waits on b.
-					writing := make(chan error, 1)
-					go func() {
-						p := make([]byte, 64<<10)
-						for {
-							if _, err := a.peer.Write(p); err != nil {
-								writing <- err
-								return
-							}
-						}
-					}()
+					writing := sendUntilFails(a.peer)
 					// Waiting in Drain on the Reader path, in splice(2) on the
 					// kernel's.
 					waitUntil(t, func() bool { return b.c.Stats().DrainWaits > 0 || blockedIn("splicePump") })
@@ -755,16 +762,7 @@ func TestRelayEndsWhenAnotherGoroutineClosesSource(t *testing.T) {
 				ctx, cancel := context.WithCancel(testCtx(t))
 				defer cancel()
 				relay := goRelay(ctx, a.c, b.c)
-				writing := make(chan error, 1)
-				go func() {
-					p := make([]byte, 64<<10)
-					for {
-						if _, err := a.peer.Write(p); err != nil {
-							writing <- err
-							return
-						}
-					}
-				}()
+				writing := sendUntilFails(a.peer)
 				waitUntil(t, relayWaitsOnDestination)
 				if how == "Close" {
 					a.c.Close()

@@ -408,24 +408,7 @@ func TestMessageTimeoutBoundsSkippedFrame(t *testing.T) {
 			if _, err := c.ReadFrame(ctx, tc.f); !errors.Is(err, ErrFrameTooLarge) {
 				t.Fatalf("first ReadFrame: %v, want ErrFrameTooLarge", err)
 			}
-			stop := make(chan struct{})
-			dripped := make(chan struct{})
-			go func() { // the rest of the oversized frame, one byte every 50 ms
-				defer close(dripped)
-				tick := time.NewTicker(dripGap)
-				defer tick.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-						if _, err := peer.Write([]byte("d")); err != nil {
-							return
-						}
-					}
-				}
-			}()
-			defer func() { close(stop); <-dripped }()
+			drip(t, peer) // the rest of the oversized frame
 			// The frame's first byte came at the first read: its rest is due
 			// within limit. Give it 8 times that.
 			rctx, cancel := context.WithTimeout(ctx, 8*limit)
@@ -454,24 +437,7 @@ func TestMessageTimeoutBoundsSkippedLine(t *testing.T) {
 		}
 		break
 	}
-	stop := make(chan struct{})
-	dripped := make(chan struct{})
-	go func() {
-		defer close(dripped)
-		tick := time.NewTicker(dripGap)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if _, err := peer.Write([]byte("d")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	defer func() { close(stop); <-dripped }()
+	drip(t, peer)
 	rctx, cancel := context.WithTimeout(ctx, 8*limit)
 	defer cancel()
 	start := time.Now()
@@ -503,4 +469,25 @@ func TestMessageTimeoutSkipsPromptFrame(t *testing.T) {
 	if err != nil || string(got) != "ok" {
 		t.Fatalf("next frame: %q, %v", got, err)
 	}
+}
+
+// drip writes a byte to peer every dripGap until the test ends.
+func drip(t *testing.T, peer net.Conn) {
+	stop, dripped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(dripped)
+		tick := time.NewTicker(dripGap)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := peer.Write([]byte("d")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-dripped })
 }
