@@ -321,13 +321,13 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // Close sends what is queued, then closes the connection (asyncio's close and
 // wait_closed in one). Blocked reads, Drains and Writes blocked by the pause fail
 // at once with an error matching net.ErrClosed, as do later reads and writes; a
-// Server's handler ctx for the Conn is cancelled. The flush is bounded by the
-// write deadline if one is set, else by WithCloseTimeout (default 30 s); past it
-// the queued data is dropped, the connection is aborted (reset on TCP, as by
-// Abort, so the peer cannot take the cut stream for a whole one) and Close
-// reports it. Close returns the sticky
-// write error if a send failed (a write error is never lost), a timeout error if
-// the flush was cut short, or the close's own error. On a Conn closed already
+// Server's handler ctx for the Conn is cancelled. The flush is bounded by
+// WithCloseTimeout (default 30 s), and by the write deadline where that comes
+// first (one set while Close waits applies at once); past it the queued data is
+// dropped, the connection is aborted (reset on TCP, as by Abort, so the peer
+// cannot take the cut stream for a whole one) and Close reports it. Close
+// returns the sticky write error if a send failed (a write error is never
+// lost), a timeout error if the flush was cut short, or the close's own error. On a Conn closed already
 // (by Close, Abort or a timeout) it returns why: an error matching net.ErrClosed,
 // or ErrIdleTimeout or ErrMessageTimeout.
 func (c *Conn) Close() error {

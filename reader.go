@@ -577,6 +577,13 @@ func (r *Reader) setReadDeadline(t time.Time) error {
 	if cs := r.cs.Load(); cs != nil || !t.IsZero() {
 		r.cancelStateLocked().deadline = t
 	}
+	if r.interrupted && r.mu.state.Load() == lockFree {
+		// The watched context ended after its read returned: no read is
+		// under way for the interrupt to cut short (a read with that
+		// context would fail on ctx.Err() before waiting), so the user's
+		// deadline applies now, for the socket's direct users too.
+		r.interrupted = false
+	}
 	if !r.canCancel || r.interrupted || r.shut {
 		return nil
 	}

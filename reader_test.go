@@ -540,3 +540,24 @@ func TestReaderPanicWhileSkippingReleasesLock(t *testing.T) {
 		t.Fatal("Read blocked for good after the panic") // goroutine left behind: goleak reports it too
 	}
 }
+
+// A ctx that ends after its read returned leaves nothing behind that a zero
+// SetReadDeadline does not clear: the socket's own reads (NetConn) work.
+func TestSetReadDeadlineAfterStaleCtx(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	_, err := peer.Write([]byte("a\n"))
+	is.NoErr(err)
+	_, err = c.ReadLine(ctx)
+	is.NoErr(err)
+	cancel() // the read is over; the Conn's watch still fires
+	waitUntil(t, func() bool { c.rd.dmu.Lock(); defer c.rd.dmu.Unlock(); return c.rd.interrupted })
+	is.NoErr(c.SetReadDeadline(time.Time{}))
+	_, err = peer.Write([]byte("b"))
+	is.NoErr(err)
+	p := make([]byte, 1)
+	_, err = c.NetConn().Read(p)
+	is.NoErr(err)
+	is.Equal(string(p), "b")
+}

@@ -584,8 +584,14 @@ func (q *writeQueue) dropLocked() {
 // flushLocked waits until everything queued (and a wanted EOF) has been handed
 // to the kernel, ctx ends or the deadline passes. Close's own flush (closing)
 // goes on after the queue is closed; any other stops with the close's reason.
+// Close's flush is bounded by the write deadline too, as it is when it waits:
+// a deadline moved while it waits applies at once.
 func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time, closing bool) error {
 	for {
+		bound := deadline
+		if closing && !q.deadline.IsZero() && q.deadline.Before(bound) {
+			bound = q.deadline
+		}
 		if !closing {
 			if err := q.errLocked(opFlush); err != nil {
 				return err
@@ -597,7 +603,7 @@ func (q *writeQueue) flushLocked(ctx context.Context, deadline time.Time, closin
 			return nil
 		}
 		q.startLocked()
-		if err := q.waitLocked(ctx, deadline); err != nil {
+		if err := q.waitLocked(ctx, bound); err != nil {
 			return err
 		}
 	}
@@ -622,11 +628,7 @@ func (q *writeQueue) close(reason error) bool {
 func (q *writeQueue) flushForClose(timeout time.Duration) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	deadline := time.Now().Add(timeout)
-	if !q.deadline.IsZero() && q.deadline.Before(deadline) {
-		deadline = q.deadline
-	}
-	err := q.flushLocked(context.Background(), deadline, true)
+	err := q.flushLocked(context.Background(), time.Now().Add(timeout), true)
 	if err == os.ErrDeadlineExceeded {
 		err = fmt.Errorf("sluice: close: %d queued bytes dropped: %w", q.size, err)
 	}

@@ -334,6 +334,27 @@ func TestCloseBoundedByWriteDeadline(t *testing.T) {
 	}
 }
 
+// A write deadline set while Close flushes bounds it at once, as a net.Conn's
+// deadline does a Write under way.
+func TestCloseCutByLaterWriteDeadline(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t, WithCloseTimeout(5*time.Second))
+	is.NoErr(c.NetConn().(*net.TCPConn).SetWriteBuffer(64 << 10))
+	is.NoErr(peer.(*net.TCPConn).SetReadBuffer(64 << 10))
+	_, err := c.Write(make([]byte, 4<<20)) // far more than the kernel holds
+	is.NoErr(err)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	waitUntil(t, func() bool { return inGoroutine("flushForClose") })
+	is.NoErr(c.SetWriteDeadline(time.Now().Add(-time.Second)))
+	select {
+	case err := <-closed:
+		is.True(errors.Is(err, os.ErrDeadlineExceeded))
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close still flushes 2 s after the write deadline passed")
+	}
+}
+
 // An Abort that cuts short a Close still flushing resets the connection: the
 // reset is armed before the Close's flush can end and close the socket.
 func TestAbortDuringCloseResets(t *testing.T) {
