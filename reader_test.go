@@ -561,3 +561,17 @@ func TestSetReadDeadlineAfterStaleCtx(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(string(p), "b")
 }
+
+// A connection error is sticky for ReadExactly(ctx, 0) too, as asyncio's
+// readexactly raises it before looking at n; EOF is not an error there.
+func TestReadExactlyZeroAfterReset(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	is.NoErr(peer.(*net.TCPConn).SetLinger(0))
+	peer.Close() // a reset
+	_, err := c.ReadExactly(testCtx(t), 1)
+	is.True(isReset(err))
+	p, err := c.ReadExactly(testCtx(t), 0)
+	is.True(isReset(err))
+	is.Equal(len(p), 0)
+}
