@@ -38,7 +38,8 @@ func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, 
 	}
 	c := newConn(nc, cfg, o)
 	if err := c.dialTLS(ctx); err != nil {
-		return nil, err // c is closed
+		c.Abort() // closed by a failed handshake already, but not where ctx ended before it began
+		return nil, err
 	}
 	return c, nil
 }

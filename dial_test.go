@@ -676,3 +676,38 @@ func TestDialUnixError(t *testing.T) {
 	is.True(errors.Is(err, os.ErrNotExist))
 	is.Equal(strings.Count(err.Error(), "dial unix"), 1)
 }
+
+// A Dial with WithTLS whose ctx ends once the connection is made, before the
+// handshake begins, closes the connection it made: the peer reads its end.
+func TestDialTLSCancelledClosesConn(t *testing.T) {
+	is := is.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	is.NoErr(err)
+	defer ln.Close()
+	for range 30 { // the window is narrow: about half the dials end in it
+		ctx, cancel := context.WithTimeout(testCtx(t), testTimeout)
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			s, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			cancel() // ctx ends as the connection is made
+			accepted <- s
+		}()
+		c, err := Dial(ctx, "tcp", ln.Addr().String(), WithTLS(clientTLS()), WithServerName("localhost"))
+		s := recv(t, accepted)
+		cancel()
+		if err == nil {
+			c.Close()
+			s.Close()
+			continue
+		}
+		is.True(errors.Is(err, context.Canceled))
+		is.NoErr(s.SetReadDeadline(time.Now().Add(testTimeout)))
+		_, err = io.Copy(io.Discard, s) // EOF or a reset, after any ClientHello
+		is.True(!errors.Is(err, os.ErrDeadlineExceeded))
+		s.Close()
+	}
+}
