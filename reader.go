@@ -735,10 +735,11 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 // ReadExactly reads exactly n bytes (asyncio's readexactly). n == 0 returns an
 // empty slice at once, or a failed connection's sticky error; n < 0 is an
 // error. If the stream ends first, the error is an *IncompleteReadError with
-// the partial data and Expected n, and the buffer is emptied. It blocks until n bytes are buffered, ctx ends (ctx.Err(), nothing is
-// lost) or a read fails. It is not bounded by the limit, and the buffer grows
-// with the bytes that arrive, not with n. The returned slice is the caller's: one
-// allocation, without zeroing.
+// the partial data and Expected n, and the buffer is emptied. It blocks until n
+// bytes are buffered, ctx ends (ctx.Err(), nothing is lost) or a read fails. It
+// is not bounded by the limit, and the buffer grows with the bytes that arrive,
+// not with n. The returned slice is the caller's: one allocation, without
+// zeroing.
 func (c *Conn) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	return c.rd.ReadExactly(ctx, n)
 }
