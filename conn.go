@@ -327,9 +327,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // dropped, the connection is aborted (reset on TCP, as by Abort, so the peer
 // cannot take the cut stream for a whole one) and Close reports it. Close
 // returns the sticky write error if a send failed (a write error is never
-// lost), a timeout error if the flush was cut short, or the close's own error. On a Conn closed already
-// (by Close, Abort or a timeout) it returns why: an error matching net.ErrClosed,
-// or ErrIdleTimeout or ErrMessageTimeout.
+// lost), a timeout error if the flush was cut short, or the close's own error.
+// On a Conn closed already (by Close, Abort or a timeout) it returns why: an
+// error matching net.ErrClosed, or ErrIdleTimeout or ErrMessageTimeout.
 func (c *Conn) Close() error {
 	q := c.queue()
 	if !q.close(errClosed) {

@@ -38,8 +38,7 @@ func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, 
 	}
 	c := newConn(nc, cfg, o)
 	if err := c.dialTLS(ctx); err != nil {
-		c.Abort() // closed by a failed handshake already, but not where ctx ended before it began
-		return nil, err
+		return nil, err // c is closed
 	}
 	return c, nil
 }

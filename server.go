@@ -638,7 +638,7 @@ func (s *Server) finishConn(h *handlerEnd) {
 			s.log.Debug("sluice: handler error", "peer", peer, "err", err)
 		}
 	}
-	if counted == &s.stats.Errors && c.clock != nil && c.clock.timedOut() {
+	if counted == &s.stats.Errors && c.clock.timedOut() {
 		counted = nil // the handler's error came of a timeout that fired before it returned
 	}
 	s.ended(c, counted)
@@ -652,7 +652,7 @@ func (s *Server) finishConn(h *handlerEnd) {
 // forget drops c from the live connections, adding its counts to the Server's.
 func (s *Server) forget(c *Conn) {
 	st := c.Stats()
-	timedOut := c.clock != nil && c.clock.timedOut() // also where a Close was flushing: its reason stays the Close's
+	timedOut := c.clock.timedOut() // also where a Close was flushing: its reason stays the Close's
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)

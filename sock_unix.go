@@ -167,9 +167,10 @@ func (s *rawSock) sendAll(p []byte, q *writeQueue) (int, error) {
 }
 
 // writable is trySend's callback: one write(2), which takes what the socket
-// has room for, or nothing (EAGAIN) without waiting. For sendAll (clock set)
-// it writes until all of buf is taken, telling the clock, and where the socket
-// is full returns false for the poller to wait for room and call it again.
+// has room for, or nothing (EAGAIN) without waiting. For sendAll (q set) it
+// writes until all of buf is taken, counting each write(2) but the last in q's
+// Stats and telling its clock, and where the socket is full returns false for
+// the poller to wait for room and call it again.
 func (s *rawSock) writable(fd uintptr) bool {
 	for {
 		n, err := syscall.Write(int(fd), s.buf[s.wn:])

@@ -69,8 +69,11 @@ func (a *activity) now() int64 { return int64(time.Since(a.start)) }
 
 // timedOut reports whether a timeout aborted the Conn: also where it was
 // closing already, a Close's flush cut short, which its close reason does not
-// say.
+// say. A nil clock (no timeouts) reports false.
 func (a *activity) timedOut() bool {
+	if a == nil {
+		return false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.fired

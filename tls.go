@@ -52,6 +52,8 @@ func (b *tlsBase) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write writes p to the connection, telling the idle clock of the handshake's
+// bytes as Read does.
 func (b *tlsBase) Write(p []byte) (int, error) {
 	n, err := b.Conn.Write(p)
 	if n > 0 && b.hs != nil {
@@ -159,11 +161,21 @@ func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
 
 // dialTLS runs the client handshake when the Conn was dialled WithTLS (closing
 // the Conn if it fails).
-func (c *Conn) dialTLS(ctx context.Context) error {
+func (c *Conn) dialTLS(ctx context.Context) error { return c.ownHandshake(ctx, false) }
+
+// ownHandshake runs the handshake of the Conn's own WithTLS, as the server or
+// the client, if it has one, and aborts the Conn if it fails: also where ctx
+// ended before the handshake began, which upgrade, for StartTLS's sake, leaves
+// the Conn as it was.
+func (c *Conn) ownHandshake(ctx context.Context, server bool) error {
 	if c.cfg.tls == nil {
 		return nil
 	}
-	return c.upgrade(ctx, c.cfg.tls, c.cfg, false)
+	if err := c.upgrade(ctx, c.cfg.tls, c.cfg, server); err != nil {
+		c.Abort()
+		return err
+	}
+	return nil
 }
 
 // serverHandshake is for a Server: when the Conn's options include WithTLS, it
@@ -174,12 +186,7 @@ func (c *Conn) dialTLS(ctx context.Context) error {
 // once without WithTLS. On error the Conn is already closed (Abort: the raw
 // connection is closed, nothing is flushed); the server need only drop it
 // (a further Close returns an error matching net.ErrClosed).
-func (c *Conn) serverHandshake(ctx context.Context) error {
-	if c.cfg.tls == nil {
-		return nil
-	}
-	return c.upgrade(ctx, c.cfg.tls, c.cfg, true)
-}
+func (c *Conn) serverHandshake(ctx context.Context) error { return c.ownHandshake(ctx, true) }
 
 // upgrade puts TLS with cfg over the Conn, as the server or the client side, and
 // handshakes. It is the one path for Dial's client handshake, a Server's
