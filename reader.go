@@ -749,7 +749,7 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 {
 		return nil, errNegativeCount
 	}
-	if !r.mu.tryLock() {
+	if !r.mu.tryLockTaking() {
 		return nil, ErrConcurrentRead
 	}
 	if n > 0 && r.w-r.r >= n && r.settled() {
@@ -758,9 +758,10 @@ func (r *Reader) ReadExactly(ctx context.Context, n int) ([]byte, error) {
 		// a frame's header and payload pay for no defer and no call to
 		// begin (~13% of the two calls).
 		p := r.take(n)
-		r.mu.unlock()
+		r.mu.unlockTaking()
 		return p, nil
 	}
+	r.mu.holdTaking()
 	if n == 0 {
 		return r.readNothing()
 	}

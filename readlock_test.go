@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestReadLockTry(t *testing.T) {
 
 // lock waits while the lock is held, by tryLock or by lock, and gets it once
 // released; many goroutines taking turns each get it alone, and every one
-// of them gets it: no wakeup is lost. The race detector checks that the
+// of them gets it, taking holds among them: no wakeup is lost. The race detector checks that the
 // counter is only ever touched by one holder at a time.
 func TestReadLockTurns(t *testing.T) {
 	is := is.New(t)
@@ -46,13 +47,26 @@ func TestReadLockTurns(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range turns {
-				if (g+i)%2 == 0 {
+				switch (g + i) % 4 {
+				case 0:
 					l.lock()
-				} else {
+				case 1:
 					for !l.tryLock() {
 						l.lock() // as a waiter, then release and try again
 						l.unlock()
 					}
+				case 2:
+					for !l.tryLockTaking() {
+						runtime.Gosched()
+					}
+					count++
+					l.unlockTaking()
+					continue
+				default:
+					for !l.tryLockTaking() {
+						runtime.Gosched()
+					}
+					l.holdTaking() // a taking read that must wait after all
 				}
 				count++
 				l.unlock()
@@ -88,4 +102,38 @@ func TestReadLockLooped(t *testing.T) {
 	is.True(!recv(t, got))
 	l.unlock()
 	is.True(l.tryLock())
+}
+
+// A taking hold (tryLockTaking) is a hold for tryLock and for another taking
+// read; lock yields to it rather than waiting to be woken, which its release
+// never does, and gets the lock once it is released, or waits, to be woken,
+// once holdTaking has made it a full hold (TestReadLockTurns mixes them).
+func TestReadLockTaking(t *testing.T) {
+	is := is.New(t)
+	var l readLock
+	is.True(l.tryLockTaking())
+	is.True(!l.tryLock())
+	is.True(!l.tryLockTaking())
+	is.True(!l.tryLockLoop())
+	got := make(chan struct{})
+	go func() {
+		l.lock()
+		close(got)
+		l.unlock()
+	}()
+	quietFor(t, got, 10*time.Millisecond, "lock() returning during a taking hold")
+	l.unlockTaking()
+	recv(t, got)
+
+	is.True(l.tryLockTaking())
+	l.holdTaking()
+	got = make(chan struct{})
+	go func() {
+		l.lock()
+		close(got)
+		l.unlock()
+	}()
+	waitUntil(t, func() bool { return l.state.Load() == lockWaited })
+	l.unlock()
+	recv(t, got)
 }
