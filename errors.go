@@ -74,10 +74,15 @@ type LimitOverrunError struct {
 	// Consumed is the separator's offset when one was found, else the number of
 	// buffered bytes known to hold no separator start.
 	Consumed int
+	// Found reports whether the separator was found, past the limit.
+	Found bool
 }
 
-// Error returns the message, with Consumed.
+// Error returns asyncio's message for the case, with Consumed.
 func (e *LimitOverrunError) Error() string {
+	if e.Found {
+		return fmt.Sprintf("sluice: separator is found, but chunk is longer than limit (consumed %d bytes)", e.Consumed)
+	}
 	return fmt.Sprintf("%v (consumed %d bytes)", ErrLimitOverrun, e.Consumed)
 }
 

@@ -269,13 +269,13 @@ func (r *Reader) until(ctx context.Context, s *sepSet, limit int) (start, end in
 			if st, e := s.index(data[offset:]); e >= 0 {
 				start, end = offset+st, offset+e
 				if start > limit {
-					return 0, 0, overrun(start)
+					return 0, 0, overrun(start, true)
 				}
 				return start, end, nil
 			}
 			offset = max(0, len(data)+1-s.max)
 			if offset > limit {
-				return 0, 0, overrun(offset)
+				return 0, 0, overrun(offset, false)
 			}
 		}
 		if r.err == io.EOF {
@@ -314,7 +314,9 @@ func (c *Conn) LineChan(ctx context.Context) *Stream { return c.rd.LineChan(ctx)
 // frame, beneath every waiting line read, stays small.
 //
 //go:noinline
-func overrun(consumed int) error { return &LimitOverrunError{Consumed: consumed} }
+func overrun(consumed int, found bool) error {
+	return &LimitOverrunError{Consumed: consumed, Found: found}
+}
 
 //go:noinline
 func (r *Reader) incomplete(expected int) error {

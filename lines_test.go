@@ -3,6 +3,7 @@ package sluice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -218,6 +219,8 @@ func TestReadUntilErrors(t *testing.T) {
 	_, err = c.ReadUntil(ctx, []byte("AAA"))
 	is.True(errors.As(err, &lo))
 	is.True(lo.Consumed > 3) // no separator start in the first Consumed bytes
+	is.True(!lo.Found)
+	is.Equal(lo.Error(), fmt.Sprintf("sluice: separator is not found, and chunk exceeds the limit (consumed %d bytes)", lo.Consumed))
 
 	c2 := feed(t, defaultLimit, "some dataAA")
 	var ie *IncompleteReadError
@@ -236,6 +239,8 @@ func TestReadUntilLimitFoundConsumed(t *testing.T) {
 	_, err := r.ReadUntil(testCtx(t), []byte("AAA"))
 	is.True(errors.As(err, &lo))
 	is.Equal(lo.Consumed, 9)
+	is.True(lo.Found) // asyncio says which it was
+	is.Equal(lo.Error(), "sluice: separator is found, but chunk is longer than limit (consumed 9 bytes)")
 }
 
 func collectLines(t *testing.T, r *Reader) (lines []string, errs []error) {
