@@ -55,7 +55,7 @@ func (l *readLock) holdTaking() { l.state.Store(lockHeld) }
 // swap: storeRelease is, on amd64, a plain store, which x86 makes visible only
 // after everything before it. The swap that Store and unlock compile to there
 // waits for the stores before it to drain, the copy of the result among them:
-// ~6% of a frame read with two ReadExactly calls on the bench VM.
+// ~5% of a frame read with two ReadExactly calls on the bench VM.
 func (l *readLock) unlockTaking() { storeRelease(&l.state, lockFree) }
 
 // unlock releases the lock and wakes whoever waits in lock. It inlines: the
