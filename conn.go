@@ -115,7 +115,7 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 	c.rd.closesWith = o.closesWith
 	c.rd.sock = newRawSock(nc)
 	if len(o.pre) > 0 {
-		c.rd.buf = append(getBuf(len(o.pre))[:0], o.pre...)
+		c.rd.buf = append(readBufs.get(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
 		c.nread.Add(int64(len(o.pre)))
 	}
@@ -143,9 +143,13 @@ func (c *Conn) queue() *writeQueue {
 func (c *Conn) makeQueue() *writeQueue {
 	c.rd.dmu.Lock()
 	sock := c.rd.sock
+	if sock != nil {
+		sock.bindSend()
+	}
 	c.rd.dmu.Unlock()
 	q := &writeQueue{out: c.raw, sock: sock, high: c.cfg.high, low: c.cfg.low, clock: c.clock, reads: &c.reads,
-		sweeper: c.cfg.sweep} // a Server's config has one, and only its Conns have that config
+		sweeper:   c.cfg.sweep, // a Server's config has one, and only its Conns have that config
+		lastBatch: firstBatchShift}
 	if c.wq.CompareAndSwap(nil, q) {
 		return q
 	}

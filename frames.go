@@ -269,7 +269,7 @@ func (r *Reader) awaitHeader(ctx context.Context, s sizer) (sizedHeader, error) 
 			}
 			return hdr, r.incomplete(-1)
 		}
-		if err := r.fill(ctx, 0, true); err != nil && err != io.EOF {
+		if err := r.fill(ctx, 0, forMessage); err != nil && err != io.EOF {
 			return hdr, err
 		}
 	}

@@ -249,6 +249,15 @@ func (r *Reader) readUntil(ctx context.Context, s *sepSet) ([]byte, error) {
 	return r.take(end), nil
 }
 
+// untilWant is what until waits for: limit plus the longest separator, the
+// most the buffer need hold.
+func untilWant(limit, sepMax int) int {
+	if limit > math.MaxInt-sepMax {
+		return math.MaxInt
+	}
+	return limit + sepMax
+}
+
 // until reads until the buffered data holds one of s's separators and returns
 // where the earliest-ending match starts and ends, relative to the unread data.
 // It is CPython's StreamReader.readuntil: the search resumes where a separator
@@ -258,10 +267,7 @@ func (r *Reader) readUntil(ctx context.Context, s *sepSet) ([]byte, error) {
 // (data stays buffered), an *IncompleteReadError at EOF (the buffer emptied into
 // it), ctx.Err() or a read error.
 func (r *Reader) until(ctx context.Context, s *sepSet, limit int) (start, end int, err error) {
-	want := limit + s.max
-	if want < limit {
-		want = math.MaxInt
-	}
+	want := untilWant(limit, s.max)
 	offset := 0
 	for {
 		data := r.buf[r.r:r.w]
@@ -281,7 +287,7 @@ func (r *Reader) until(ctx context.Context, s *sepSet, limit int) (start, end in
 		if r.err == io.EOF {
 			return 0, 0, r.incomplete(-1)
 		}
-		if err := r.fill(ctx, want, true); err != nil && err != io.EOF {
+		if err := r.fill(ctx, want, forMessage); err != nil && err != io.EOF {
 			return 0, 0, err
 		}
 	}
@@ -351,6 +357,19 @@ func (r *Reader) lines(ctx context.Context, yield func([]byte, error) bool) {
 		}
 		r.takeBuf()
 		r.mayRead()
+		if r.w-r.r <= r.limit && r.err == nil && !r.closed.Load() && bytes.IndexByte(r.buf[r.r:r.w], '\n') < 0 {
+			// The line has not arrived whole (a second look at its part,
+			// off the hot path): wait for the rest with fill in this frame,
+			// not beneath nextLine and until (every frame beneath a
+			// waiting read counts: see Server.serveConn), as until would;
+			// the next turn takes the line, or nextLine deals with one
+			// over the limit or cut short by the stream's end.
+			if err := r.fill(ctx, untilWant(r.limit, newlines.max), forLine); err != nil {
+				yield(nil, err)
+				return
+			}
+			continue
+		}
 		line, err := r.nextLine(ctx)
 		if err == io.EOF {
 			return

@@ -23,9 +23,18 @@ const (
 	maxPooled      = 1 << maxPooledShift
 )
 
-// bufPools holds pointers to the first byte of each pooled buffer: a pointer
-// fits in an interface without an allocation, where a slice would not.
-var bufPools [maxPooledShift - minPooledShift + 1]sync.Pool
+// A bufPool is a pool per pooled size, of pointers to the first byte of each
+// buffer: a pointer fits in an interface without an allocation, where a slice
+// would not.
+type bufPool [maxPooledShift - minPooledShift + 1]sync.Pool
+
+// readBufs are the Readers' buffers, writeBufs the write queues'. Apart, each
+// finds its own slot of the pool free where a connection's goroutine takes
+// and gives back one of each in turns (a read, the reply's batch, and back to
+// the read): sharing it, a buffer given back would often find the slot taken
+// by the other kind and go to the pool's deeper, costlier queue, at the
+// bottom of the stack (see Server.serveConn).
+var readBufs, writeBufs bufPool
 
 // poolIndex returns the pool of buffers of exactly size bytes, or -1.
 func poolIndex(size int) int {
@@ -35,9 +44,9 @@ func poolIndex(size int) int {
 	return bits.Len(uint(size)) - 1 - minPooledShift
 }
 
-// getBuf returns a buffer of len and cap at least n: the smallest pooled size
+// get returns a buffer of len and cap at least n: the smallest pooled size
 // that holds n, or exactly n beyond the largest. Its contents are arbitrary.
-func getBuf(n int) []byte {
+func (p *bufPool) get(n int) []byte {
 	size := minPooled
 	if n > minPooled {
 		size = 1 << bits.Len(uint(n-1))
@@ -46,16 +55,16 @@ func getBuf(n int) []byte {
 	if i < 0 {
 		return make([]byte, n)
 	}
-	if p, ok := bufPools[i].Get().(*byte); ok {
-		return unsafe.Slice(p, size)
+	if b, ok := p[i].Get().(*byte); ok {
+		return unsafe.Slice(b, size)
 	}
 	return make([]byte, size)
 }
 
-// putBuf gives b back for reuse if it is a pooled size. The caller must not
-// use b, or any slice of it, afterwards.
-func putBuf(b []byte) {
+// put gives b back for reuse if it is a pooled size. The caller must not use
+// b, or any slice of it, afterwards.
+func (p *bufPool) put(b []byte) {
 	if i := poolIndex(cap(b)); i >= 0 {
-		bufPools[i].Put(unsafe.SliceData(b[:1]))
+		p[i].Put(unsafe.SliceData(b)) // cap(b) > 0: its first byte, even where len(b) is 0
 	}
 }

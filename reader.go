@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -224,13 +225,15 @@ func (r *Reader) begin(ctx context.Context) error {
 // fill reads once from the stream into the buffer's free room, making room
 // first. want is the number of unread bytes the caller waits for, where it is
 // known (0 if not): the buffer grows towards it as bytes arrive, never ahead of
-// them. msg says whether the caller reads a message (a line, a frame, a
-// ReadExactly), which WithMessageTimeout bounds once its first byte is in.
+// them. what says what the caller reads: a message (forMessage, forLine) is
+// bounded by WithMessageTimeout once its first byte is in; forLine reads on
+// until a newline comes or the unread bytes pass the limit (Lines' wait), and
+// returns nil at the stream's end.
 //
 // It returns the sticky error if there is one, ctx.Err() if ctx has ended
 // (keeping whatever was read), a timeout if the user's read deadline passed,
 // or the read error, which then sticks.
-func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
+func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 	if r.err != nil {
 		return r.err
 	}
@@ -248,11 +251,13 @@ func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 	}
 	at := int64(-1)
 	switch {
-	case msg && r.skip.pending():
+	case what == forBytes:
+	case r.skip.pending():
 		at = r.skipMsg() // the rest of a rejected record is still its message's
-	case msg && r.w > r.r:
+	case r.w > r.r:
 		at = r.off + int64(r.r)
 	}
+	seen := r.w - r.r // for forLine: the bytes known to hold no newline
 	r.watch(ctx)
 	// One read per turn; a turn that only waited (again: see rawReader) or
 	// brought nothing is followed by another. The reads are made here rather
@@ -274,6 +279,13 @@ func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 			n, err = r.readStream(at)
 		}
 		if err = r.account(n, err); n > 0 || err != nil || empty == maxEmptyReads {
+			if n > 0 && err == nil && what == forLine && r.w-r.r <= r.limit &&
+				bytes.IndexByte(r.buf[r.r+seen:r.w], '\n') < 0 {
+				// Still no newline, and not yet too long: read on, in this
+				// frame, as the line's message.
+				seen, empty, at = r.w-r.r, 0, r.off+int64(r.r)
+				continue
+			}
 			break
 		}
 		empty++
@@ -283,13 +295,25 @@ func (r *Reader) fill(ctx context.Context, want int, msg bool) error {
 	}
 	switch {
 	case err != nil:
-		return r.readErr(ctx, err)
+		if err = r.readErr(ctx, err); err == io.EOF && what == forLine {
+			return nil // Lines' next turn finds it sticking
+		}
+		return err
 	case n == 0:
 		r.err = io.ErrNoProgress
 		return r.err
 	}
 	return nil
 }
+
+// fillFor says what a fill reads for.
+type fillFor uint8
+
+const (
+	forBytes   fillFor = iota // any bytes
+	forMessage                // a message: a line, a frame, a ReadExactly
+	forLine                   // the rest of a line (Lines): reads until a newline comes
+)
 
 // readStream makes one read from rd, which may wait, into the buffer's free
 // room (msg as in fill).
@@ -354,7 +378,7 @@ func (r *Reader) readErr(ctx context.Context, err error) error {
 func (r *Reader) makeRoom(want int) {
 	switch unread := r.w - r.r; {
 	case r.buf == nil:
-		r.buf = getBuf(r.size)
+		r.buf = readBufs.get(r.size)
 	case unread == 0:
 		r.off += int64(r.w)
 		r.r, r.w = 0, 0
@@ -381,11 +405,11 @@ func (r *Reader) makeRoom(want int) {
 // grow replaces the buffer with one of at least n bytes, keeping the unread
 // data at the front, and gives the old one back.
 func (r *Reader) grow(n int) {
-	buf := getBuf(n)
+	buf := readBufs.get(n)
 	r.off += int64(r.r)
 	r.w = copy(buf, r.buf[r.r:r.w])
 	r.r = 0
-	putBuf(r.buf)
+	readBufs.put(r.buf)
 	r.buf = buf
 	r.size = len(buf)
 }
@@ -397,7 +421,7 @@ func (r *Reader) grow(n int) {
 // goroutine's stack for good (see Server.serveConn).
 func (r *Reader) takeBuf() {
 	if r.buf == nil {
-		r.buf = getBuf(r.size)
+		r.buf = readBufs.get(r.size)
 		r.r, r.w = 0, 0
 	}
 }
@@ -415,19 +439,23 @@ func (r *Reader) mayRead() {
 // release gives an empty buffer back to the pool, so a Reader waiting for data
 // holds none; the next read takes one of the same size, or of the usual size
 // after a one-off large read.
-//
-//lint:ignore U1000 used by rawReader, which only the Unix systems have (sock_unix.go)
-func (r *Reader) release() {
+func (r *Reader) release() { readBufs.put(r.unhold()) }
+
+// unhold is release but for the pool's Put, which it leaves to the caller: it
+// returns the buffer to give back, if any. The poller's callback, beneath a
+// waiting read, puts it from its own frame (see Server.serveConn).
+func (r *Reader) unhold() []byte {
 	if r.r != r.w || r.buf == nil {
-		return
+		return nil
 	}
 	if r.oversized() {
 		r.size = minPooled
 	}
+	buf := r.buf
 	r.off += int64(r.w)
-	putBuf(r.buf)
 	r.buf, r.r, r.w = nil, 0, 0
 	r.small, r.smalls = nil, 0
+	return buf
 }
 
 // handOver gives the buffer's unread bytes to the caller, buffer and all, and
@@ -670,7 +698,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		if len(p) >= r.size && r.buf == nil && r.sock == nil {
 			return r.readDirect(p)
 		}
-		if err := r.fill(ctx, 0, false); r.r == r.w {
+		if err := r.fill(ctx, 0, forBytes); r.r == r.w {
 			return 0, err
 		}
 	}
@@ -718,7 +746,7 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 	}
 	defer r.mu.unlock()
 	for {
-		err := r.fill(ctx, 0, false)
+		err := r.fill(ctx, 0, forBytes)
 		if err == io.EOF {
 			break
 		}
@@ -802,7 +830,7 @@ func (r *Reader) readExactly(ctx context.Context, n int) ([]byte, error) {
 func (r *Reader) await(ctx context.Context, n int) error {
 	for r.w-r.r < n {
 		// A read may return data with io.EOF: count the data before the EOF.
-		if err := r.fill(ctx, n, true); err != nil && r.w-r.r < n {
+		if err := r.fill(ctx, n, forMessage); err != nil && r.w-r.r < n {
 			if err == io.EOF {
 				return r.incomplete(n)
 			}
@@ -854,7 +882,7 @@ func (r *Reader) nextChunk(ctx context.Context, n int) ([]byte, error) {
 		return nil, r.closeErr
 	}
 	for r.r == r.w {
-		if err := r.fill(ctx, 0, false); err != nil && r.r == r.w {
+		if err := r.fill(ctx, 0, forBytes); err != nil && r.r == r.w {
 			return nil, err
 		}
 	}
@@ -967,7 +995,7 @@ func (r *Reader) settleSkip(ctx context.Context) error {
 			r.skip = skipState{}
 			return nil
 		}
-		if err := r.fill(ctx, 0, true); err != nil && err != io.EOF {
+		if err := r.fill(ctx, 0, forMessage); err != nil && err != io.EOF {
 			return err
 		}
 	}

@@ -474,7 +474,7 @@ func (s *Server) handle(nc net.Conn) {
 	// the Conn (or the connection, while its PROXY header is awaited), which
 	// ends the handler's reads and writes and cancels its ctx.
 	if s.cfg.proxy == ProxyOff {
-		go s.serveConn(s.openLocked(nc, proxyInfo{}))
+		go s.serveConn(s.openLocked(nc, proxyInfo{}))()
 		return
 	}
 	s.pending[nc] = false
@@ -496,30 +496,32 @@ func (s *Server) openLocked(nc net.Conn, p proxyInfo) *Conn {
 	return c
 }
 
-// serveConn runs the TLS handshake (with WithTLS; bounded by the handshake
-// timeout, in c's own goroutine, so a silent peer holds nothing else up), then
-// the handler; finishConn, deferred, recovers a panic, logs how the handler
-// ended and closes c. It is the only frame of the Server's beneath the
-// handler, and a small one: a handler parked in a read keeps its goroutine at
-// 2 KiB of stack only while the whole chain stays under about 1.1 KiB (past
-// that the stack doubles, and a goroutine parked in I/O never shrinks back).
-// It takes only c, whose Reader keeps the handler's ctx (closesWith), so that
-// the go statement's closure is small too.
-func (s *Server) serveConn(c *Conn) {
-	h := handlerEnd{c: c}
-	defer s.finishConn(&h)
-	if s.handshake(&h) {
-		h.err = s.handler(c.rd.closesWith, c)
+// serveConn returns the goroutine that serves c: it runs the TLS handshake
+// (with WithTLS; bounded by the handshake timeout, in c's own goroutine, so a
+// silent peer holds nothing else up), then the handler; finishConn, deferred,
+// recovers a panic, logs how the handler ended and closes c. Its frame is the
+// only one of the Server's beneath the handler, and a small one: a handler
+// parked in a read keeps its goroutine at 2 KiB of stack only while the whole
+// chain stays under about 1.1 KiB (past that the stack doubles, and a
+// goroutine parked in I/O never shrinks back). So the go statement runs the
+// returned func itself, with no wrapper frame of the compiler's beneath it (a
+// go statement with arguments gets one), and it takes only c, whose Reader
+// keeps the handler's ctx (closesWith).
+func (s *Server) serveConn(c *Conn) func() {
+	return func() {
+		h := handlerEnd{c: c}
+		defer s.finishConn(&h)
+		if s.handshake(&h) {
+			h.err = s.handler(c.rd.closesWith, c)
+		}
 	}
-	h.returned = true
 }
 
-// handlerEnd is a handler's Conn, and how the handler ended: its error, or, if
-// it did not return, a panic (finishConn recovers it).
+// handlerEnd is a handler's Conn and the error it returned (finishConn
+// recovers a panic).
 type handlerEnd struct {
-	c        *Conn
-	err      error
-	returned bool
+	c   *Conn
+	err error
 }
 
 // handshake runs the TLS handshake where the Server has WithTLS and reports
@@ -585,7 +587,7 @@ func (s *Server) serveProxied(nc net.Conn) {
 	}
 	c := s.openLocked(nc, p)
 	s.mu.Unlock()
-	s.serveConn(c)
+	s.serveConn(c)()
 }
 
 // handshakeError marks a failed TLS handshake, for the log.
@@ -600,11 +602,9 @@ func (e *handshakeError) Unwrap() error { return e.err }
 func (s *Server) finishConn(h *handlerEnd) {
 	c := h.c
 	var r *panics.Recovered
-	if !h.returned {
-		if v := recover(); v != nil { // else runtime.Goexit: nothing to report
-			rec := panics.NewRecovered(1, v)
-			r = &rec
-		}
+	if v := recover(); v != nil { // nil where it returned, or called runtime.Goexit
+		rec := panics.NewRecovered(1, v)
+		r = &rec
 	}
 	defer s.exited()
 	defer s.releaseSlot()

@@ -14,7 +14,8 @@ import (
 // are the Conn's reading goroutine's (it holds the Reader's lock); its send
 // fields are the goroutine's that holds the write queue's sending flag
 // (Conn.sendNow, from a read or Drain); so they need no other guard.
-// One allocation per Conn, and one more for writeFn at its first send.
+// One allocation per Conn, one more for readFn, and one for writeFn where the
+// Conn writes.
 //
 // A read that finds nothing gives an empty buffer back and waits on the
 // runtime's poller; woken, it returns (again) for the Reader to take a buffer
@@ -24,16 +25,16 @@ type rawSock struct {
 	rc syscall.RawConn
 	nc net.Conn // for the addresses in errors
 
-	// The read under way: readable's arguments and results.
+	// The read under way: readFn's arguments and results.
 	r      *Reader
 	msg    int64
-	readFn func(uintptr) bool // readable, bound once so that a read does not allocate
+	readFn func(uintptr) bool // readable(s), bound once so that a read does not allocate
 	n      int32              // at most maxRW
 	errno  uint32             // a syscall.Errno
 
-	// The send under way: writable's argument and results.
+	// The send under way: writeFn's argument and results.
 	buf     []byte
-	writeFn func(uintptr) bool // writable, bound by the first send: a Conn that only reads needs none
+	writeFn func(uintptr) bool // both sends' write(2), bound with the write queue (bindSend)
 	wn      int32
 	werrno  uint32
 	q       *writeQueue // sendAll's, told of its progress (Stats, its clock); nil for trySend
@@ -58,7 +59,7 @@ func newRawSock(nc net.Conn) *rawSock {
 		return nil
 	}
 	s := &rawSock{rc: rc, nc: nc}
-	s.readFn = s.readable
+	s.readFn = readable(s)
 	return s
 }
 
@@ -92,67 +93,53 @@ func (s *rawSock) failed(err error) error {
 	return io.EOF
 }
 
-// readable is the poller's callback: one read(2); where the socket has
-// nothing, the empty buffer given back and false, to wait; woken with no
-// buffer, true at once, with n -1 (again).
-func (s *rawSock) readable(fd uintptr) bool {
-	r := s.r
-	if r.buf == nil {
-		s.n = -1
-		return true
-	}
-	p := r.buf[r.w:]
-	if len(p) > maxRW {
-		p = p[:maxRW]
-	}
-	for {
-		n, err := syscall.Read(int(fd), p)
-		switch err {
-		case nil:
-			s.n = int32(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			r.release()
-			if r.hook != nil {
-				r.hook.waiting(s.msg)
-			}
-			return false
-		}
-		s.errno = uint32(err.(syscall.Errno))
-		return true
-	}
-}
-
-// trySend makes one write(2) of p and returns what the kernel took: a full
-// socket buffer is not an error, it takes 0 bytes.
-func (s *rawSock) trySend(p []byte) (int, error) {
-	if len(p) > maxRW {
-		p = p[:maxRW] // the rest stays queued
-	}
-	if s.writeFn == nil {
-		s.writeFn = s.writable
-	}
-	s.buf, s.wn, s.werrno = p, 0, 0
-	err := s.rc.Write(s.writeFn)
-	s.buf = nil
-	if err != nil || s.werrno != 0 {
-		return int(s.wn), s.sendFailed(err)
-	}
-	return int(s.wn), nil
-}
-
-// sendFailed wraps a failed send's error as net.Conn's Write does; out of
-// line, as failed is for read.
+// readable returns s's callback for the poller: one read(2); where the socket
+// has nothing, the empty buffer given back and false, to wait; woken with no
+// buffer, true at once, with n -1 (again). It is a func literal, not a method
+// value, which would add a frame beneath every read (see Server.serveConn).
+//
+// It does not inline: a func literal compiled where its maker is inlined is
+// compiled without its own calls inlined (seen with Go 1.26), and rawRead
+// and unhold must inline into it.
 //
 //go:noinline
-func (s *rawSock) sendFailed(err error) error {
-	if err != nil {
-		return opError("write", s.nc, unwrapOp(err))
+func readable(s *rawSock) func(uintptr) bool {
+	return func(fd uintptr) bool {
+		r := s.r
+		if r.buf == nil {
+			s.n = -1
+			return true
+		}
+		p := r.buf[r.w:]
+		if len(p) > maxRW {
+			p = p[:maxRW]
+		}
+		for {
+			n, errno := rawRead(fd, p)
+			switch errno {
+			case 0:
+				s.n = int32(n)
+				return true
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				readBufs.put(r.unhold()) // r.release(), a frame less deep
+				if r.hook != nil {
+					r.hook.waiting(s.msg)
+				}
+				return false
+			}
+			s.errno = uint32(errno)
+			return true
+		}
 	}
-	return opError("write", s.nc, os.NewSyscallError("write", syscall.Errno(s.werrno)))
 }
+
+// trySend makes one write(2) of buf, which the sender set (takeForSend), and
+// leaves what the kernel took for sent: a full socket buffer is not an error,
+// it takes 0 bytes. It inlines: it often sits beneath a handler's loop body
+// (Drain; see Server.serveConn).
+func (s *rawSock) trySend() error { return s.rc.Write(s.writeFn) }
 
 // sendAll writes all of p (up to maxRW), waiting for room as net.Conn's
 // Write does (a write deadline or the Conn's close cuts it short), and counts
@@ -160,38 +147,73 @@ func (s *rawSock) sendFailed(err error) error {
 // goes (the caller counts the rest), and tells q's clock: a peer that reads a
 // large batch slowly is not idle. Only the sender (q.sending) may call it.
 func (s *rawSock) sendAll(p []byte, q *writeQueue) (int, error) {
-	s.q = q
-	n, err := s.trySend(p)
+	s.buf, s.q = p, q
+	err := s.rc.Write(s.writeFn)
 	s.q = nil
-	return n, err
+	return s.sent(err)
 }
 
-// writable is trySend's callback: one write(2), which takes what the socket
-// has room for, or nothing (EAGAIN) without waiting. For sendAll (q set) it
-// writes until all of buf is taken, counting each write(2) but the last in q's
-// Stats and telling its clock, and where the socket is full returns false for
-// the poller to wait for room and call it again.
-func (s *rawSock) writable(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), s.buf[s.wn:])
-		switch err {
-		case syscall.EINTR:
-			continue
-		case nil:
-			s.wn += int32(n)
-			if s.q != nil && n > 0 && int(s.wn) < len(s.buf) {
-				s.q.written.Add(int64(n)) // handed to the kernel: Stats says so now
-				if s.q.clock != nil {
-					s.q.clock.touch()
-				}
+// sent returns what a send took and its error, wrapped as net.Conn's Write
+// wraps it, and readies s for the next send.
+func (s *rawSock) sent(err error) (int, error) {
+	n, errno := int(s.wn), s.werrno
+	s.buf, s.wn, s.werrno = nil, 0, 0
+	if err != nil || errno != 0 {
+		return n, s.sendFailed(err, errno)
+	}
+	return n, nil
+}
+
+// sendFailed wraps a failed send's error as net.Conn's Write does; out of
+// line, as failed is for read.
+//
+//go:noinline
+func (s *rawSock) sendFailed(err error, errno uint32) error {
+	if err != nil {
+		return opError("write", s.nc, unwrapOp(err))
+	}
+	return opError("write", s.nc, os.NewSyscallError("write", syscall.Errno(errno)))
+}
+
+// bindSend binds writeFn, the poller's callback for both sends, once: as the
+// Conn's write queue is made (under the Reader's dmu), so that a Conn that
+// only reads has none. It makes one write(2) of buf (up to maxRW), which takes
+// what the socket has room for, or nothing (EAGAIN) without waiting. For
+// sendAll (q set) it writes until all of buf is taken, counting each write(2)
+// but the last in q's Stats and telling its clock, and where the socket is
+// full returns false for the poller to wait for room and call it again. It is
+// a func literal, not a method value, which would add a frame beneath Drain.
+//
+// It does not inline, for rawWrite to inline into writeFn (see readable).
+//
+//go:noinline
+func (s *rawSock) bindSend() {
+	if s.writeFn != nil {
+		return
+	}
+	s.writeFn = func(fd uintptr) bool {
+		p := s.buf[:min(len(s.buf), maxRW)] // the rest stays queued
+		for {
+			n, errno := rawWrite(fd, p[s.wn:])
+			switch errno {
+			case syscall.EINTR:
 				continue
+			case 0:
+				s.wn += int32(n)
+				if s.q != nil && n > 0 && int(s.wn) < len(p) {
+					s.q.written.Add(int64(n)) // handed to the kernel: Stats says so now
+					if s.q.clock != nil {
+						s.q.clock.touch()
+					}
+					continue
+				}
+			case syscall.EAGAIN:
+				return s.q == nil
+			default:
+				s.werrno = uint32(errno)
 			}
-		case syscall.EAGAIN:
-			return s.q == nil
-		default:
-			s.werrno = uint32(err.(syscall.Errno))
+			return true
 		}
-		return true
 	}
 }
 

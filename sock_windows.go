@@ -18,13 +18,19 @@ var errNoRawSocket = errors.New("sluice: no raw socket I/O on Windows")
 // goroutine: Go drives Windows sockets with overlapped I/O, and they are not
 // non-blocking, so a read(2)-style call on the descriptor could block the
 // thread. A Reader waiting for data there holds its buffer.
-type rawSock struct{}
+type rawSock struct {
+	buf []byte // the send under way, as on Unix: never set, there being no rawSock
+}
 
 func newRawSock(net.Conn) *rawSock { return nil }
 
 func (*rawSock) read(*Reader, int64) (int, bool, error) { return 0, false, errNoRawSocket }
 
-func (*rawSock) trySend([]byte) (int, error) { return 0, errNoRawSocket }
+func (*rawSock) trySend() error { return errNoRawSocket }
+
+func (*rawSock) sent(err error) (int, error) { return 0, err }
+
+func (*rawSock) bindSend() {}
 
 func (*rawSock) sendAll([]byte, *writeQueue) (int, error) { return 0, errNoRawSocket }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -56,6 +57,7 @@ type writeQueue struct {
 	closeErr  error      // why the queue closed (Close, Abort, a timeout); nil while open
 	err       error      // the first failed send; sticky
 	eof       eofState
+	lastBatch uint8     // the last batch's length, rounded up to a power of two, as a shift (batchBufLocked)
 	upgrading bool      // held (hold): StartTLS is switching the transport, or Relay splicing; Writes wait
 	held      bool      // hold has returned: the holder has the connection, and nothing is sent until release
 	late      int       // bytes at the end of pending that offer queued while upgrading: they wait for release
@@ -199,25 +201,68 @@ func (q *writeQueue) write(ctx context.Context, bufs ...[]byte) (int, error) {
 		return 0, err
 	}
 	n := q.size
-	q.appendLocked(bufs...)
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
+	q.batchBufLocked(size)
+	for _, b := range bufs {
+		q.appendLocked(b)
+	}
+	n = q.queuedLocked(n)
+	q.mu.Unlock()
+	return n, err
+}
+
+// writeBytes is write(context.Background(), p), for Write: without write's
+// ctx and array of one buffer, its frame and Write's are smaller, and they sit
+// beneath a loop body's Write (see Server.serveConn).
+func (q *writeQueue) writeBytes(p []byte) (int, error) {
+	q.mu.Lock()
+	if err := q.admitLocked(context.Background()); err != nil {
+		q.mu.Unlock()
+		return 0, err
+	}
+	n := q.size
+	q.batchBufLocked(len(p))
+	q.appendLocked(p)
+	n = q.queuedLocked(n)
+	q.mu.Unlock()
+	return n, nil
+}
+
+// firstBatchShift is lastBatch before the first batch: its buffer is 4 KiB,
+// bufio.Writer's default size.
+const firstBatchShift = 11
+
+// batchBufLocked gives a new batch its buffer: twice as large as the last
+// batch was (up to the largest pooled size), or n, so that appendLocked need
+// not grow it Write by Write. It inlines: the pool's calls are made from the
+// caller's frame, which sits beneath a loop body's Write (see
+// Server.serveConn).
+func (q *writeQueue) batchBufLocked(n int) {
+	if q.pending == nil {
+		q.pending = writeBufs.get(max(2<<min(q.lastBatch, maxPooledShift-1), n))[:0]
+	}
+}
+
+// queuedLocked sees to the sending of what a write queued after size was n,
+// and returns how many bytes that was.
+func (q *writeQueue) queuedLocked(n int) int {
 	if q.upgrading {
 		q.late += q.size - n // ctx ended during a hold: sent after it, as offer's
 	} else {
 		q.scheduleLocked()
 	}
-	n = q.size - n
-	q.mu.Unlock()
-	return n, err
+	return q.size - n
 }
 
-// appendLocked queues bufs and pauses writing once the queue has passed the
+// appendLocked queues b and pauses writing once the queue has passed the
 // high watermark; the caller makes sure what is queued will be sent.
-func (q *writeQueue) appendLocked(bufs ...[]byte) {
-	for _, b := range bufs {
-		q.reserveLocked(len(b))
-		q.pending = append(q.pending, b...)
-		q.size += len(b)
-	}
+func (q *writeQueue) appendLocked(b []byte) {
+	q.reserveLocked(len(b))
+	q.pending = append(q.pending, b...)
+	q.size += len(b)
 	q.peak = max(q.peak, q.size)
 	if q.size > q.high {
 		q.paused = true
@@ -374,17 +419,17 @@ func (q *writeQueue) reserveLocked(n int) {
 	if cap(q.pending)-len(q.pending) >= n {
 		return
 	}
-	buf := append(getBuf(max(len(q.pending)+n, 2*cap(q.pending)))[:0], q.pending...)
-	putBuf(q.pending)
+	buf := append(writeBufs.get(max(len(q.pending)+n, 2*cap(q.pending)))[:0], q.pending...)
+	writeBufs.put(q.pending)
 	q.pending = buf
 }
 
 // releaseBufsLocked gives the buffers of an empty, idle queue back to the pool.
 func (q *writeQueue) releaseBufsLocked() {
-	if len(q.pending) > 0 || q.sending || q.running {
+	if q.pending == nil || len(q.pending) > 0 || q.sending || q.running {
 		return
 	}
-	putBuf(q.pending)
+	writeBufs.put(q.pending)
 	q.pending = nil
 }
 
@@ -394,6 +439,13 @@ func (q *writeQueue) startLocked() {
 	if q.running || q.torn || q.held || (len(q.pending) == q.late && q.eof != eofWanted) {
 		return
 	}
+	q.start()
+}
+
+// start is startLocked's start of the writer, apart so that startLocked,
+// which sits beneath a loop body's Drain (see Server.serveConn), has a small
+// frame.
+func (q *writeQueue) start() {
 	q.running = true
 	q.wg.Add(1)
 	// Owned by the Conn: teardown waits for it. It ends as soon as the queue
@@ -423,7 +475,8 @@ func (q *writeQueue) drainLoop() {
 			n, err = sendBatch(out, clock, batch)
 		}
 		q.mu.Lock()
-		q.sentLocked(batch, n, err, int(q.written.Load()-before))
+		q.countLocked(int64(n) - (q.written.Load() - before)) // those sendAll did not count as it went
+		writeBufs.put(q.sentLocked(batch, n, err))
 	}
 	if q.err == nil && q.eof == eofWanted && !q.sending && len(q.pending) == 0 {
 		hc := q.out.(halfCloser)
@@ -465,40 +518,45 @@ func sendBatch(out net.Conn, clock *activity, batch []byte) (int, error) {
 
 // sendQueued tries once, without waiting, to hand what is queued to the
 // kernel. Whatever the socket does not take at once is left to the writer
-// goroutine.
+// goroutine. It often sits beneath a handler's loop body (Drain; see
+// Server.serveConn), so the write(2) and the pool's Put are made from its own
+// small frame, not from deeper ones.
 func (q *writeQueue) sendQueued() {
-	batch, sock := q.takeForSend()
-	if batch == nil {
+	sock := q.takeForSend()
+	if sock == nil {
 		return
 	}
-	n, err := sock.trySend(batch)
-	q.sendDone(batch, n, err)
+	writeBufs.put(q.sendDone(sock, sock.trySend()))
 }
 
-// takeForSend takes what is queued for Conn.sendNow, or returns nil where
-// there is nothing to do. sendNow's frame, beneath the write(2), stays small:
-// it often sits beneath a handler's read loop (see Server.serveConn).
-func (q *writeQueue) takeForSend() ([]byte, *rawSock) {
+// takeForSend takes what is queued for sendQueued into sock's send, or returns
+// nil where there is nothing to do.
+func (q *writeQueue) takeForSend() *rawSock {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.sock == nil || q.sending || q.err != nil || q.upgrading || len(q.pending) == 0 {
-		return nil, nil
+		return nil
 	}
-	batch, _ := q.takeLocked()
-	return batch, q.sock
+	q.sock.buf, _ = q.takeLocked()
+	return q.sock
 }
 
-// sendDone accounts for sendNow's batch and leaves what the socket did not
+// sendDone accounts for sendQueued's batch and leaves what the socket did not
 // take, what came meanwhile, and a WriteEOF made meanwhile to the writer
 // goroutine: a writer started during the send left them to it (drainLoop).
-func (q *writeQueue) sendDone(batch []byte, n int, err error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.sentLocked(batch, n, err, 0)
+// It returns the batch's buffer, for the caller to give back.
+func (q *writeQueue) sendDone(sock *rawSock, err error) []byte {
+	batch := sock.buf
+	n, err := sock.sent(err)
+	q.mu.Lock() // unlocked by hand, as write: nothing below panics
+	q.countLocked(int64(n))
+	spent := q.sentLocked(batch, n, err)
 	if q.err == nil {
 		q.startLocked()
 	}
 	q.releaseBufsLocked()
+	q.mu.Unlock()
+	return spent
 }
 
 // takeLocked takes everything pending as the next batch to send and marks it
@@ -508,10 +566,11 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 	q.pending = nil // the next Write takes a buffer from the pool
 	if q.late > 0 {
 		n := len(batch) - q.late
-		q.pending = append(getBuf(q.late)[:0], batch[n:]...)
+		q.pending = append(writeBufs.get(q.late)[:0], batch[n:]...)
 		batch = batch[:n]
 	}
 	q.sending = true
+	q.lastBatch = uint8(bits.Len(uint(len(batch) - 1))) // batches are never empty
 	q.takes++
 	q.reads.set(forReader, false)
 	return batch, out
@@ -519,25 +578,36 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 
 // sentLocked accounts for a batch of which n bytes were handed to the kernel;
 // the rest, unless err says it cannot be sent, goes back to the front of the
-// queue. Writing resumes once the queue is down to the low watermark.
-func (q *writeQueue) sentLocked(batch []byte, n int, err error, counted int) {
+// queue. Writing resumes once the queue is down to the low watermark. It
+// returns batch's buffer, for the caller to give back (writeBufs.put). The caller
+// counts the bytes in Stats (countLocked).
+func (q *writeQueue) sentLocked(batch []byte, n int, err error) []byte {
 	q.sending = false
 	q.size -= n
-	q.countLocked(int64(n - counted)) // counted: those sendAll counted as it went
-	switch rest := batch[n:]; {
-	case err != nil:
-		q.size -= len(rest) // dropped, as failLocked drops pending
-	case len(rest) > 0:
-		buf := append(append(getBuf(len(rest) + len(q.pending))[:0], rest...), q.pending...)
-		putBuf(q.pending)
-		q.pending = buf
+	if err != nil || n < len(batch) {
+		q.unsentLocked(batch[n:], err)
 	}
-	putBuf(batch)
-	q.failLocked(err)
 	if q.paused && q.size <= q.low {
 		q.paused = false
 	}
 	q.broadcastLocked()
+	return batch
+}
+
+// unsentLocked deals with what a send did not hand to the kernel: dropped if
+// err says it cannot be sent, else back to the front of the queue. It is
+// sentLocked's rare case, apart so that sentLocked, which sits beneath a loop
+// body's Drain (see Server.serveConn), has a small frame and calls nothing in
+// the common one.
+func (q *writeQueue) unsentLocked(rest []byte, err error) {
+	if err != nil {
+		q.size -= len(rest) // dropped, as failLocked drops pending
+		q.failLocked(err)
+		return
+	}
+	buf := append(append(writeBufs.get(len(rest) + len(q.pending))[:0], rest...), q.pending...)
+	writeBufs.put(q.pending)
+	q.pending = buf
 }
 
 // countLocked counts n bytes handed to the kernel in Stats and on the timeouts'
@@ -771,7 +841,7 @@ func canEOF(out net.Conn) bool {
 // (os.ErrDeadlineExceeded) once the write deadline has passed. Write is safe to
 // call from many goroutines; each Write's bytes stay together.
 func (c *Conn) Write(p []byte) (int, error) {
-	return c.queue().write(context.Background(), p)
+	return c.queue().writeBytes(p)
 }
 
 // Writev queues bufs as one write (asyncio's writelines), with Write's pausing
@@ -795,7 +865,14 @@ func (c *Conn) Drain(ctx context.Context) error {
 	if q == nil {
 		return nil // nothing written, and open: closing makes the queue
 	}
-	c.sendNow() // what a Write left for the reader goes out now
+	if c.reads.has(forReader) {
+		// What a Write left for the reader goes out now: sendQueued, in
+		// this frame, which sits beneath a loop body (see
+		// Server.serveConn).
+		if sock := q.takeForSend(); sock != nil {
+			writeBufs.put(q.sendDone(sock, sock.trySend()))
+		}
+	}
 	return q.drain(ctx)
 }
 

@@ -226,14 +226,11 @@ func TestWriteEOFDuringInlineSend(t *testing.T) {
 	_, err := c.Write([]byte("request"))
 	is.NoErr(err)
 
-	batch, sock := q.takeForSend() // an inline send begins (Conn.sendNow)
+	sock := q.takeForSend() // an inline send begins (Conn.sendNow)
 	is.True(sock != nil)
 	is.NoErr(c.WriteEOF())
-	q.wg.Wait() // the writer WriteEOF started has looked and gone
-	n, err := sock.trySend(batch)
-	is.NoErr(err)
-	is.Equal(n, len(batch)) // all of it: nothing is left but the EOF
-	q.sendDone(batch, n, err)
+	q.wg.Wait()                                     // the writer WriteEOF started has looked and gone
+	writeBufs.put(q.sendDone(sock, sock.trySend())) // all of it: nothing is left but the EOF
 
 	peer.SetReadDeadline(time.Now().Add(testTimeout))
 	got, err := io.ReadAll(peer)
@@ -685,13 +682,13 @@ func TestPartialSendRequeuesFirst(t *testing.T) {
 	batch, _ := q.takeLocked()
 	q.pending = append(q.pending, "new"...) // a Write during the send
 	q.size += 3
-	q.sentLocked(batch, 2, nil, 0)
+	q.sentLocked(batch, 2, nil)
 	is.Equal(string(q.pending), "cdefnew")
 	is.Equal(q.size, 7)
 	is.True(!q.sending)
 
 	batch, _ = q.takeLocked()
-	q.sentLocked(batch, 1, errors.New("reset"), 0) // a failed send drops the rest
+	q.sentLocked(batch, 1, errors.New("reset")) // a failed send drops the rest
 	is.Equal(q.size, 0)
 	is.Equal(len(q.pending), 0)
 	is.True(q.err != nil)

@@ -1,0 +1,22 @@
+//go:build unix && !(linux && !race)
+
+package sluice
+
+import "syscall"
+
+// rawRead and rawWrite are read(2) and write(2) (see rawio_linux.go).
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, err := syscall.Read(int(fd), p)
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return n, 0
+}
+
+func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, err := syscall.Write(int(fd), p)
+	if err != nil {
+		return 0, err.(syscall.Errno)
+	}
+	return n, 0
+}
