@@ -526,11 +526,23 @@ func (q *writeQueue) sendQueued() {
 	if sock == nil {
 		return
 	}
-	writeBufs.put(q.sendDone(sock, sock.trySend()))
+	putBatch(q.sendDone(sock.trySend()))
 }
+
+// putBatch gives a sent batch's buffer back to the pool: writeBufs.put, in a
+// function of its own, so that its callers pass three words of arguments,
+// not four with the pool's address.
+//
+//go:noinline
+func putBatch(b []byte) { writeBufs.put(b) }
 
 // takeForSend takes what is queued for sendQueued into sock's send, or returns
 // nil where there is nothing to do.
+//
+// sendQueued and Drain call it, then sock.trySend, sendDone and putBatch, from
+// their own frames, with no more than three words of arguments to any: their
+// frames, and what they call, sit beneath a loop body's Drain (see
+// Server.serveConn).
 func (q *writeQueue) takeForSend() *rawSock {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -544,10 +556,10 @@ func (q *writeQueue) takeForSend() *rawSock {
 // sendDone accounts for sendQueued's batch and leaves what the socket did not
 // take, what came meanwhile, and a WriteEOF made meanwhile to the writer
 // goroutine: a writer started during the send left them to it (drainLoop).
-// It returns the batch's buffer, for the caller to give back.
-func (q *writeQueue) sendDone(sock *rawSock, err error) []byte {
-	batch := sock.buf
-	n, err := sock.sent(err)
+// It returns the batch's buffer, for the caller to give back (putBatch).
+func (q *writeQueue) sendDone(err error) []byte {
+	batch := q.sock.buf
+	n, err := q.sock.sent(err)
 	q.mu.Lock() // unlocked by hand, as write: nothing below panics
 	q.countLocked(int64(n))
 	spent := q.sentLocked(batch, n, err)
@@ -870,7 +882,7 @@ func (c *Conn) Drain(ctx context.Context) error {
 		// this frame, which sits beneath a loop body (see
 		// Server.serveConn).
 		if sock := q.takeForSend(); sock != nil {
-			writeBufs.put(q.sendDone(sock, sock.trySend()))
+			putBatch(q.sendDone(sock.trySend()))
 		}
 	}
 	return q.drain(ctx)

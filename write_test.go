@@ -229,8 +229,8 @@ func TestWriteEOFDuringInlineSend(t *testing.T) {
 	sock := q.takeForSend() // an inline send begins (Conn.sendNow)
 	is.True(sock != nil)
 	is.NoErr(c.WriteEOF())
-	q.wg.Wait()                                     // the writer WriteEOF started has looked and gone
-	writeBufs.put(q.sendDone(sock, sock.trySend())) // all of it: nothing is left but the EOF
+	q.wg.Wait()                          // the writer WriteEOF started has looked and gone
+	putBatch(q.sendDone(sock.trySend())) // all of it: nothing is left but the EOF
 
 	peer.SetReadDeadline(time.Now().Add(testTimeout))
 	got, err := io.ReadAll(peer)
