@@ -357,3 +357,46 @@ func TestLinesNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations for %d lines, want at most 3 per loop", allocs, n)
 	}
 }
+
+// A Lines loop waiting for the rest of a line looks at ctx between reads, as
+// NewReader promises for a reader that cannot be interrupted: once ctx has
+// ended, no read starts, the loop yields ctx.Err(), and the part of the line
+// already read stays buffered.
+func TestLinesChecksCtxBetweenReads(t *testing.T) {
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	r := NewReader(pr)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	type res struct {
+		line string
+		err  error
+	}
+	out := make(chan res, 1)
+	go func() {
+		for line, err := range r.Lines(ctx) {
+			out <- res{string(line), err}
+			break
+		}
+		close(out)
+	}()
+	if _, err := pw.Write([]byte("ab")); err != nil { // returns once the loop's read took it
+		t.Fatal(err)
+	}
+	cancel()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		pw.Write([]byte("cd")) // a read that began before cancel may take this
+		pw.Write([]byte("\n")) // but no read may start after ctx ended
+	}()
+	got := recv(t, out)
+	if !errors.Is(got.err, context.Canceled) {
+		t.Fatalf("Lines after cancel yielded %q, %v; want context.Canceled", got.line, got.err)
+	}
+	line, err := r.ReadLine(testCtx(t))
+	if err != nil || string(line) != "abcd\n" {
+		t.Fatalf("ReadLine after cancel: %q, %v", line, err)
+	}
+	recv(t, wrote)
+}

@@ -12,8 +12,9 @@ import (
 // them (rawSock's readFn and writeFn) are the last frames that may, where
 // syscall.Read and syscall.Write would add one (see Server.serveConn). The
 // race detector's builds use those (rawio_unix.go): they tell it that bytes
-// read carry what was done before they were written. They are nosplit: they
-// do not inline, and their own frames must not be where the stack grows.
+// read carry what was done before they were written. They inline into the
+// callbacks; nosplit, where they do not, their own frames cannot grow the
+// stack either.
 //
 //go:nosplit
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {

@@ -280,9 +280,12 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 		}
 		if err = r.account(n, err); n > 0 || err != nil || empty == maxEmptyReads {
 			if n > 0 && err == nil && what == forLine && r.w-r.r <= r.limit &&
-				bytes.IndexByte(r.buf[r.r+seen:r.w], '\n') < 0 {
-				// Still no newline, and not yet too long: read on, in this
-				// frame, as the line's message.
+				bytes.IndexByte(r.buf[r.r+seen:r.w], '\n') < 0 &&
+				(ctx == r.closesWith || ctx.Err() == nil) {
+				// Still no newline, not yet too long, and ctx has not
+				// ended (a reader that cannot be interrupted is looked at
+				// between reads): read on, in this frame, as the line's
+				// message.
 				seen, empty, at = r.w-r.r, 0, r.off+int64(r.r)
 				continue
 			}
