@@ -14,8 +14,8 @@ import (
 // are the Conn's reading goroutine's (it holds the Reader's lock); its send
 // fields are the goroutine's that holds the write queue's sending flag
 // (Conn.sendNow, from a read or Drain); so they need no other guard.
-// One allocation per Conn, one more for readFn, and one for writeFn where the
-// Conn writes.
+// One allocation per Conn, one more for readFn, and one for writeFn once the
+// Conn has a write queue.
 //
 // A read that finds nothing gives an empty buffer back and waits on the
 // runtime's poller; woken, it returns (again) for the Reader to take a buffer
@@ -176,8 +176,8 @@ func (s *rawSock) sendFailed(err error, errno uint32) error {
 }
 
 // bindSend binds writeFn, the poller's callback for both sends, once: as the
-// Conn's write queue is made (under the Reader's dmu), so that a Conn that
-// only reads has none. It makes one write(2) of buf (up to maxRW), which takes
+// Conn's write queue is made (under the Reader's dmu), by its first write or
+// its close, so that a Conn that only reads has none while it is open. It makes one write(2) of buf (up to maxRW), which takes
 // what the socket has room for, or nothing (EAGAIN) without waiting. For
 // sendAll (q set) it writes until all of buf is taken, counting each write(2)
 // but the last in q's Stats and telling its clock, and where the socket is

@@ -241,7 +241,7 @@ const firstBatchShift = 11
 // caller's frame, which sits beneath a loop body's Write (see
 // Server.serveConn).
 func (q *writeQueue) batchBufLocked(n int) {
-	if q.pending == nil {
+	if q.pending == nil && n > 0 { // an empty write takes none: an idle queue holds none
 		q.pending = writeBufs.get(max(2<<min(q.lastBatch, maxPooledShift-1), n))[:0]
 	}
 }

@@ -962,3 +962,30 @@ func TestReaderStateSet(t *testing.T) {
 	is.Equal(s.set(forReader, false), uint32(0))
 	is.True(!s.has(forReader))
 }
+
+// An empty Write, or Writev of nothing, takes no buffer: an idle queue holds
+// none, even where the last batch was large (a new batch's first buffer is as
+// large as the last batch was).
+func TestEmptyWriteHoldsNoBuffer(t *testing.T) {
+	is := is.New(t)
+	c, peer := connPair(t)
+	_, err := c.Write(make([]byte, 100<<10))
+	is.NoErr(err)
+	go io.Copy(io.Discard, peer)
+	is.NoErr(c.Flush(testCtx(t)))
+	q := c.queue()
+	idle := func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return !q.running && !q.sending
+	}
+	waitUntil(t, idle)
+	_, err = c.Write(nil)
+	is.NoErr(err)
+	_, err = c.Writev()
+	is.NoErr(err)
+	waitUntil(t, idle) // a writer the empty Writes started has come and gone
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	is.True(q.pending == nil) // else an idle queue holds a buffer
+}
