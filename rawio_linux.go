@@ -1,4 +1,4 @@
-//go:build linux && !race
+//go:build linux && !race && !msan && !asan
 
 package sluice
 
@@ -11,8 +11,9 @@ import (
 // itself, which never grows the stack: so the poller's callbacks that make
 // them (rawSock's readFn and writeFn) are the last frames that may, where
 // syscall.Read and syscall.Write would add one (see Server.serveConn). The
-// race detector's builds use those (rawio_unix.go): they tell it that bytes
-// read carry what was done before they were written. They inline into the
+// race detector's and the sanitizers' builds use those (rawio_unix.go): they
+// tell them that bytes read carry what was done before they were written, and
+// which memory a read fills. They inline into the
 // callbacks; nosplit, where they do not, their own frames cannot grow the
 // stack either.
 //
