@@ -57,7 +57,7 @@ type writeQueue struct {
 	closeErr  error      // why the queue closed (Close, Abort, a timeout); nil while open
 	err       error      // the first failed send; sticky
 	eof       eofState
-	lastBatch uint8     // the last batch's length, rounded up to a power of two, as a shift (batchBufLocked)
+	lastBatch uint8     // the last batch's length, rounded up to a power of two, as a shift, at most maxPooledShift-1 (batchBufLocked)
 	upgrading bool      // held (hold): StartTLS is switching the transport, or Relay splicing; Writes wait
 	held      bool      // hold has returned: the holder has the connection, and nothing is sent until release
 	late      int       // bytes at the end of pending that offer queued while upgrading: they wait for release
@@ -242,7 +242,7 @@ const firstBatchShift = 11
 // Server.serveConn).
 func (q *writeQueue) batchBufLocked(n int) {
 	if q.pending == nil && n > 0 { // an empty write takes none: an idle queue holds none
-		q.pending = writeBufs.get(max(2<<min(q.lastBatch, maxPooledShift-1), n))[:0]
+		q.pending = writeBufs.get(max(2<<q.lastBatch, n))[:0]
 	}
 }
 
@@ -582,7 +582,7 @@ func (q *writeQueue) takeLocked() (batch []byte, out net.Conn) {
 		batch = batch[:n]
 	}
 	q.sending = true
-	q.lastBatch = uint8(bits.Len(uint(len(batch) - 1))) // batches are never empty
+	q.lastBatch = uint8(min(bits.Len(uint(len(batch)-1)), maxPooledShift-1)) // batches are never empty
 	q.takes++
 	q.reads.set(forReader, false)
 	return batch, out
