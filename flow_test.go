@@ -193,6 +193,7 @@ func TestMapOrder(t *testing.T) {
 // values from in, runs at most workers calls at once, and takes one more value
 // for each result received.
 func TestMapBound(t *testing.T) {
+	slow(t)
 	for _, tc := range []struct {
 		name            string
 		workers, actual int

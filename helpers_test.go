@@ -155,6 +155,16 @@ func quietFor[T any](t testing.TB, ch <-chan T, d time.Duration, what string) {
 	}
 }
 
+// slow skips a test that spends seconds waiting on timers or paced writes
+// under -short (go test -short ./... stays within half a minute); .ci/run
+// runs them all.
+func slow(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("seconds of timed waits: run without -short")
+	}
+}
+
 // waitUntil polls cond until it holds, failing the test after testTimeout. It
 // is for states that leave no other trace, such as a goroutine blocked inside
 // the package.

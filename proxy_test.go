@@ -229,6 +229,7 @@ func addrString(t testing.TB, a net.Addr) string {
 }
 
 func TestProxyHeaderGood(t *testing.T) {
+	slow(t)
 	const data = "GET / HTTP/1.0\r\n\r\n"
 	for _, h := range goodProxyHeaders {
 		size := max(1, len(h.header)/64) // byte by byte, but not 64 KiB of writes
@@ -390,6 +391,7 @@ func TestProxyHeaderEOF(t *testing.T) {
 // the deadline, in either mode, and so does one that sends nothing under
 // ProxyRequired; under ProxyOptional that one has no header.
 func TestProxyHeaderTimeout(t *testing.T) {
+	slow(t)
 	for _, tc := range []struct{ name, sent string }{
 		{"silent", ""},
 		{"stops in the v1 prefix", "PROX"},

@@ -474,6 +474,7 @@ func TestRelayBoundedMemory(t *testing.T) {
 // stays up (each write(2) counts as progress), and one with no traffic is
 // aborted with ErrIdleTimeout, the reset passed on.
 func TestRelayIdleTimeout(t *testing.T) {
+	slow(t)
 	const idle = 200 * time.Millisecond
 	for _, kind := range []string{"tcp", "unix"} {
 		t.Run(kind+"/trickle", func(t *testing.T) {
@@ -517,6 +518,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 // does not fire, though a splice step of what has arrived would take longer
 // than it (such relays copy: see newSplicer).
 func TestRelayIdleTimeoutSlowReader(t *testing.T) {
+	slow(t)
 	for _, timed := range []string{"src", "dst"} {
 		t.Run("timeout on "+timed, func(t *testing.T) {
 			is := is.New(t)

@@ -909,6 +909,7 @@ func (l *laggyConn) Write(p []byte) (int, error) {
 // leaves the Conn its whole idle timeout afterwards, though the reply, lag
 // after it, comes more than idle after the Conn was made.
 func TestIdleTimeoutCountsHandshake(t *testing.T) {
+	slow(t)
 	t.Parallel()
 	is := is.New(t)
 	ctx := testCtx(t)
