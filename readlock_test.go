@@ -22,19 +22,14 @@ func TestReadLockTry(t *testing.T) {
 
 // lock waits while the lock is held, by tryLock or by lock, and gets it once
 // released; many goroutines taking turns each get it alone, and every one
-// of them gets it, taking holds among them: no wakeup is lost. The race detector checks that the
-// counter is only ever touched by one holder at a time.
+// of them gets it, taking holds among them: no wakeup is lost. The race
+// detector checks that the counter is only ever touched by one holder at a
+// time.
 func TestReadLockTurns(t *testing.T) {
 	is := is.New(t)
 	var l readLock
 	is.True(l.tryLock())
-	got := make(chan struct{})
-
-	go func() {
-		l.lock()
-		close(got)
-		l.unlock()
-	}()
+	got := lockAndRelease(&l)
 	quietFor(t, got, 10*time.Millisecond, "lock() returning while the lock was held")
 	l.unlock()
 	recv(t, got)
@@ -115,25 +110,27 @@ func TestReadLockTaking(t *testing.T) {
 	is.True(!l.tryLock())
 	is.True(!l.tryLockTaking())
 	is.True(!l.tryLockLoop())
-	got := make(chan struct{})
-	go func() {
-		l.lock()
-		close(got)
-		l.unlock()
-	}()
+	got := lockAndRelease(&l)
 	quietFor(t, got, 10*time.Millisecond, "lock() returning during a taking hold")
 	l.unlockTaking()
 	recv(t, got)
 
 	is.True(l.tryLockTaking())
 	l.holdTaking()
-	got = make(chan struct{})
+	got = lockAndRelease(&l)
+	waitUntil(t, func() bool { return l.state.Load() == lockWaited })
+	l.unlock()
+	recv(t, got)
+}
+
+// lockAndRelease takes l with lock in a goroutine of its own, closes the
+// returned channel once it has it, and releases it.
+func lockAndRelease(l *readLock) <-chan struct{} {
+	got := make(chan struct{})
 	go func() {
 		l.lock()
 		close(got)
 		l.unlock()
 	}()
-	waitUntil(t, func() bool { return l.state.Load() == lockWaited })
-	l.unlock()
-	recv(t, got)
+	return got
 }
