@@ -25,17 +25,15 @@ var errClosed = fmt.Errorf("sluice: %w", net.ErrClosed)
 // holds no goroutine and no write buffer, and over a Unix socket (TCP, Unix) no
 // read buffer either; a Conn that has never written holds no write queue.
 type Conn struct {
-	rd      Reader                     // the reading half
-	wq      atomic.Pointer[writeQueue] // the writing half: made when first needed (see queue), never replaced
-	reads   readerState                // what the reads and the write queue tell each other
-	clock   *activity                  // WithIdleTimeout's and WithMessageTimeout's clock (timeout.go), or nil
-	raw     net.Conn                   // the connection as dialled or accepted; never changes
-	cfg     *config                    // shared with the Server or Dial that made it; read-only
-	onClose func()                     // called once the Conn is closing, or nil
-	extra   *connExtra                 // what few Conns have, or nil
-	tls     atomic.Pointer[tlsState]   // the TLS layer, once the handshake is done (tls.go)
-	nread   atomic.Int64               // bytes read (Stats)
-	done    chan struct{}              // closed once ended; made by the first WaitClosed, guarded by the queue's mu
+	rd    Reader                     // the reading half
+	wq    atomic.Pointer[writeQueue] // the writing half: made when first needed (see queue), never replaced
+	reads readerState                // what the reads and the write queue tell each other
+	clock *activity                  // WithIdleTimeout's and WithMessageTimeout's clock (timeout.go), or nil
+	raw   net.Conn                   // the connection as dialled or accepted; never changes
+	cfg   *config                    // shared with the Server or Dial that made it; read-only
+	extra *connExtra                 // what few Conns have from the start, or nil
+	later atomic.Pointer[connLater]  // what some Conns come to need (handlerctx.go): made on first use, never replaced
+	nread atomic.Int64               // bytes read (Stats)
 
 	tearOnce sync.Once
 	accepted bool // made by a Server: StartTLS takes the server side
@@ -85,13 +83,11 @@ type connExtra struct {
 // connOptions is what the maker of a Conn (Dial, a Server) tells it at
 // construction.
 type connOptions struct {
-	accepted   bool            // made by a Server: StartTLS takes the server side
-	host       string          // the host Dial dialled: TLS's default server name
-	onClose    func()          // called once the Conn is closing (a Server cancels the handler's ctx)
-	closesWith context.Context // a ctx cancelled only with the Conn's close: reads need not watch it
-	pre        []byte          // bytes read off nc before the Conn was made (behind a PROXY header): its first data
-	remote     net.Addr        // the peer's address to report instead of nc's (a PROXY header's), or nil
-	local      net.Addr        // likewise for the local address
+	accepted bool     // made by a Server: StartTLS takes the server side
+	host     string   // the host Dial dialled: TLS's default server name
+	pre      []byte   // bytes read off nc before the Conn was made (behind a PROXY header): its first data
+	remote   net.Addr // the peer's address to report instead of nc's (a PROXY header's), or nil
+	local    net.Addr // likewise for the local address
 }
 
 // NewConn returns a Conn over nc (asyncio's open_connection(sock=)) and takes
@@ -105,14 +101,13 @@ func NewConn(nc net.Conn, opts ...Option) *Conn {
 }
 
 func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
-	c := &Conn{raw: nc, cfg: cfg, accepted: o.accepted, onClose: o.onClose}
+	c := &Conn{raw: nc, cfg: cfg, accepted: o.accepted}
 	if o.host != "" || o.remote != nil || o.local != nil {
 		c.extra = &connExtra{o.host, o.remote, o.local}
 	}
 	c.clock = newActivity(cfg, c)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
-	c.rd.closesWith = o.closesWith
 	c.rd.sock = newRawSock(nc)
 	if len(o.pre) > 0 {
 		c.rd.buf = append(readBufs.get(len(o.pre))[:0], o.pre...)
@@ -384,10 +379,11 @@ func (c *Conn) armReset() {
 	}
 }
 
-// closing tells the Conn's maker that the Conn is closing.
+// closing ends a Server handler's ctx (handlerCtx), rd.closed being set:
+// the Conn is closing.
 func (c *Conn) closing() {
-	if c.onClose != nil {
-		c.onClose()
+	if l := c.later.Load(); l != nil {
+		l.endCtx()
 	}
 }
 
@@ -418,8 +414,8 @@ func (c *Conn) teardown(graceful bool) error {
 		q.wg.Wait() // the writer goroutine: closing the transport ended a blocked send
 		q.mu.Lock()
 		c.ended = true
-		if c.done != nil {
-			close(c.done)
+		if l := c.later.Load(); l != nil && l.closed != nil {
+			close(l.closed)
 		}
 		q.mu.Unlock()
 	})
@@ -442,10 +438,11 @@ func (c *Conn) WaitClosed(ctx context.Context) error {
 		q.mu.Unlock()
 		return nil
 	}
-	if c.done == nil { // made on demand: most Conns are never waited for
-		c.done = make(chan struct{})
+	l := c.laterState()
+	if l.closed == nil { // made on demand: most Conns are never waited for
+		l.closed = make(chan struct{})
 	}
-	done := c.done
+	done := l.closed
 	q.mu.Unlock()
 	select {
 	case <-done:

@@ -1,6 +1,7 @@
 package sluice
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -66,7 +67,8 @@ type config struct {
 	maxConns     int
 	logger       *slog.Logger
 	proxy        ProxyProtocol
-	sweep        *sweeper // the Server's, for its Conns' queues: set by newServer before any Conn exists
+	sweep        *sweeper        // the Server's, for its Conns' queues: set by newServer before any Conn exists
+	base         context.Context // the values of every handler's ctx (handlerCtx): likewise
 }
 
 // newConfig returns the defaults with opts applied, or the first invalid option's

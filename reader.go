@@ -108,7 +108,6 @@ type Reader struct {
 	// user's. A Conn's Reader keeps the watch armed between reads (sticky) and
 	// re-arms it only for another context, so a loop of reads with one context
 	// allocates nothing; the Conn stops it when it closes.
-	closesWith  context.Context             // a ctx cancelled only with the Conn's close: not watched
 	cs          atomic.Pointer[cancelState] // made by the first watch or read deadline, then fixed
 	dmu         sync.Mutex                  // guards the fields below and cs's, but watched
 	canCancel   bool                        // set at construction: rd has a working SetReadDeadline; else ctx is checked between reads
@@ -237,11 +236,11 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 	if r.err != nil {
 		return r.err
 	}
-	// A Server handler's ctx (closesWith) ends only with the Conn's close,
+	// A Server handler's ctx (served) ends only with the Conn's close,
 	// which the read itself then reports: no need to look at it (a cache
 	// miss per read with many connections). A ctx that ended with the close
 	// (one made from the handler's) reports the close too.
-	if ctx != r.closesWith {
+	if !r.served(ctx) {
 		if err := ctx.Err(); err != nil {
 			if r.closed.Load() {
 				return r.closeErr
@@ -281,7 +280,7 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 		if err = r.account(n, err); n > 0 || err != nil || empty == maxEmptyReads {
 			if n > 0 && err == nil && what == forLine && r.w-r.r <= r.limit &&
 				bytes.IndexByte(r.buf[r.r+seen:r.w], '\n') < 0 &&
-				(ctx == r.closesWith || ctx.Err() == nil) {
+				(r.served(ctx) || ctx.Err() == nil) {
 				// Still no newline, not yet too long, and ctx has not
 				// ended (a reader that cannot be interrupted is looked at
 				// between reads): read on, in this frame, as the line's
@@ -515,12 +514,20 @@ func (r *Reader) consume(n int) {
 // limit may overflow: the buffer is halved instead.)
 func (r *Reader) oversized() bool { return len(r.buf)/2 > max(growBufSize, r.limit) }
 
+// served reports whether ctx is a Server handler's ctx for the Conn r is the
+// reading half of (handlerCtx): it ends only with the Conn's close, which a
+// read then reports itself, so reads neither look at it nor watch it.
+func (r *Reader) served(ctx context.Context) bool {
+	h, ok := ctx.(handlerCtx)
+	return ok && r.hook == readHook(h.c)
+}
+
 // watch makes ctx's end interrupt the reads about to start. A context that can
 // never end, or whose end comes with the Conn's own close, costs nothing, and
 // so does the same context as the last read's while its watch is armed.
 func (r *Reader) watch(ctx context.Context) {
 	var done <-chan struct{}
-	if r.canCancel && ctx != r.closesWith {
+	if r.canCancel && !r.served(ctx) {
 		done = ctx.Done()
 	}
 	cs := r.cs.Load()

@@ -275,7 +275,7 @@ type splicer struct {
 func newSplicer(src, dst *Conn) *splicer {
 	from, ok := src.raw.(*net.TCPConn)
 	to, ok2 := dst.raw.(*net.TCPConn)
-	if !ok || !ok2 || src.tls.Load() != nil || dst.tls.Load() != nil {
+	if !ok || !ok2 || src.tlsState() != nil || dst.tlsState() != nil {
 		return nil
 	}
 	if (src.clock != nil && src.clock.idle > 0) || (dst.clock != nil && dst.clock.idle > 0) {

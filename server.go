@@ -62,8 +62,7 @@ type Server struct {
 	handler Handler
 	cfg     *config // shared read-only with every accepted Conn
 	log     *slog.Logger
-	lns     []*listener     // set at construction, never changed
-	base    context.Context // parent of every handler's ctx: never cancelled
+	lns     []*listener // set at construction, never changed
 
 	// slots holds one token per connection being handled, under WithMaxConns; nil
 	// without a cap. An accept loop sends before Accept; a connection's goroutine
@@ -120,7 +119,6 @@ func newServer(ctx context.Context, lns []*listener, h Handler, cfg *config) *Se
 		cfg:      cfg,
 		log:      cfg.logger,
 		lns:      lns,
-		base:     context.WithoutCancel(ctx),
 		conns:    make(map[*Conn]bool),
 		pending:  make(map[net.Conn]bool),
 		finished: make(chan struct{}),
@@ -134,6 +132,7 @@ func newServer(ctx context.Context, lns []*listener, h Handler, cfg *config) *Se
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	cfg.sweep = &s.sweep
+	cfg.base = context.WithoutCancel(ctx)
 	if cfg.startServing {
 		s.StartServing() // cannot fail: the Server is not closed yet
 	}
@@ -481,16 +480,10 @@ func (s *Server) handle(nc net.Conn) {
 	go s.serveProxied(nc)
 }
 
-// openLocked makes and registers the Conn for nc, with its handler's ctx, which
-// the Conn keeps (closesWith) and cancels when it closes.
+// openLocked makes and registers the Conn for nc.
 func (s *Server) openLocked(nc net.Conn, p proxyInfo) *Conn {
-	ctx, cancel := context.WithCancel(s.base)
-	// The Conn cancels ctx whenever it closes (Close, Abort, a timeout), and
-	// the Server closes it once the handler returns: reads with ctx need not
-	// watch it (closesWith).
 	c := newConn(nc, s.cfg, connOptions{
-		accepted: true, onClose: cancel, closesWith: ctx,
-		remote: p.remote, local: p.local, pre: p.rest,
+		accepted: true, remote: p.remote, local: p.local, pre: p.rest,
 	})
 	s.conns[c] = false
 	return c
@@ -505,14 +498,14 @@ func (s *Server) openLocked(nc net.Conn, p proxyInfo) *Conn {
 // chain stays under about 1.1 KiB (past that the stack doubles, and a
 // goroutine parked in I/O never shrinks back). So the go statement runs the
 // returned func itself, with no wrapper frame of the compiler's beneath it (a
-// go statement with arguments gets one), and it takes only c, whose Reader
-// keeps the handler's ctx (closesWith).
+// go statement with arguments gets one), and it takes only c, which is the
+// handler's ctx too (handlerCtx).
 func (s *Server) serveConn(c *Conn) func() {
 	return func() {
 		h := handlerEnd{c: c}
 		defer s.finishConn(&h)
 		if s.handshake(&h) {
-			h.err = s.handler(c.rd.closesWith, c)
+			h.err = s.handler(handlerCtx{c}, c)
 		}
 	}
 }
@@ -527,7 +520,7 @@ type handlerEnd struct {
 // handshake runs the TLS handshake where the Server has WithTLS and reports
 // whether the handler is to run, marking it running.
 func (s *Server) handshake(h *handlerEnd) bool {
-	if err := h.c.serverHandshake(h.c.rd.closesWith); err != nil {
+	if err := h.c.serverHandshake(handlerCtx{h.c}); err != nil {
 		h.err = &handshakeError{err}
 		return false
 	}
@@ -612,8 +605,8 @@ func (s *Server) finishConn(h *handlerEnd) {
 	peer := peerName(c)
 	// Closed before the handler returned, by the Server, a timeout or the
 	// handler's own: the queue says so from the close's first step, before a
-	// blocked read is woken; the ctx is cancelled a little later.
-	closing := c.IsClosing() || c.rd.closesWith.Err() != nil
+	// blocked read is woken or the ctx is cancelled.
+	closing := c.IsClosing()
 	var hs *handshakeError
 	counted := &s.stats.Errors
 	switch {

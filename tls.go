@@ -153,7 +153,7 @@ func (c *Conn) StartTLS(ctx context.Context, cfg *tls.Config, opts ...Option) er
 // The certificates it holds are shared and must not be modified. Safe from any
 // goroutine.
 func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
-	if t := c.tls.Load(); t != nil {
+	if t := c.tlsState(); t != nil {
 		return t.conn.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
@@ -208,7 +208,7 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	// restores it so; see watch).
 	r.unwatch()
 	switch {
-	case c.tls.Load() != nil:
+	case c.tlsState() != nil:
 		return errAlreadyTLS
 	case r.err != nil:
 		return fmt.Errorf("sluice: StartTLS: %w", r.err)
@@ -246,7 +246,7 @@ func (c *Conn) upgrade(ctx context.Context, cfg *tls.Config, sc *config, server 
 	r.dmu.Lock()
 	r.rd, r.sock, r.full = tc, nil, false // tc forwards deadlines to the raw conn, where the user's already is
 	r.dmu.Unlock()
-	c.tls.Store(&tlsState{conn: tc, cfg: cfg, base: base, shutdown: sc.tlsShutdown})
+	c.laterState().tls.Store(&tlsState{conn: tc, cfg: cfg, base: base, shutdown: sc.tlsShutdown})
 	q.release(tc, nil)
 	return nil
 }
@@ -283,12 +283,20 @@ func handshakeErr(parent, ctx context.Context, sc *config, err error) error {
 	return err
 }
 
+// tlsState returns the Conn's TLS layer, or nil before a handshake is done.
+func (c *Conn) tlsState() *tlsState {
+	if l := c.later.Load(); l != nil {
+		return l.tls.Load()
+	}
+	return nil
+}
+
 // closeTransport closes what the Conn reads and writes through. Over TLS, a
 // graceful close (Close) sends the close_notify alert first, bounded by the TLS
 // shutdown timeout (and by crypto/tls's own 5 s); Abort closes the raw
 // connection at once, without the alert, as asyncio's abort does.
 func (c *Conn) closeTransport(graceful bool) error {
-	t := c.tls.Load()
+	t := c.tlsState()
 	switch {
 	case t == nil, !graceful:
 		return c.raw.Close()
@@ -300,7 +308,7 @@ func (c *Conn) closeTransport(graceful bool) error {
 // tlsInfo answers ExtraInfo's TLS names (documented there), reporting false for
 // other names and on a Conn without TLS.
 func (c *Conn) tlsInfo(name string, def any) (any, bool) {
-	t := c.tls.Load()
+	t := c.tlsState()
 	if t == nil {
 		return nil, false
 	}
