@@ -365,9 +365,9 @@ func (c *Conn) abort(reason error) {
 	q := c.queue()
 	if q.close(reason) {
 		c.rd.shutdown(reason)
+		c.closing() // else the winner of q.close does, once rd.closed is set
 	}
 	q.abort()
-	c.closing()
 	c.raw.Close() // ends a graceful close under way (a TLS close_notify) too
 	c.teardown(false)
 }
@@ -379,8 +379,9 @@ func (c *Conn) armReset() {
 	}
 }
 
-// closing ends a Server handler's ctx (handlerCtx), rd.closed being set:
-// the Conn is closing.
+// closing ends a Server handler's ctx (handlerCtx). Only the closer that won
+// q.close calls it, once rd.closed is set: the ctx's Err then reports the end
+// that its Done shows.
 func (c *Conn) closing() {
 	if l := c.later.Load(); l != nil {
 		l.endCtx()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,9 +63,6 @@ func TestHandlerCtxEndsWithClose(t *testing.T) {
 	stop := context.AfterFunc(ctx, func() { t.Error("a stopped AfterFunc ran") })
 	is.True(stop())
 	is.True(!stop())
-	if n := len(c.later.Load().afters); n != 2 { // the child's and fired's
-		t.Fatalf("%d callbacks registered, want 2", n)
-	}
 
 	c.Abort()
 	recv(t, ctx.Done())
@@ -102,25 +101,109 @@ func TestHandlerCtxFirstUsedAfterClose(t *testing.T) {
 	}
 }
 
-// A context made from the handler's and cancelled before the close leaves
-// nothing registered.
-func TestHandlerCtxChildrenUnregister(t *testing.T) {
+// propagators counts the goroutines the context package starts for a new
+// context whose parent it cannot register with.
+func propagators() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "context.(*cancelCtx).propagateCancel.func")
+}
+
+// Contexts made from the handler's, directly or through a value, register
+// with it, as with a context.WithCancel: no goroutine each, while the Conn is
+// open, before or after the handler's first use of Done. A read with a value
+// context holds none either.
+func TestHandlerCtxChildrenCostNoGoroutine(t *testing.T) {
 	srvNoLeaks(t)
-	ctx, c := srvHandlerCtx(t, testCtx(t))
-	cancels := make([]context.CancelFunc, 100)
-	for i := range cancels {
-		_, cancels[i] = context.WithCancel(ctx)
+	type key struct{}
+	const n = 100
+	type counts struct {
+		n, stacks int
+		c         *Conn
 	}
-	if n := len(c.later.Load().afters); n != len(cancels) {
-		t.Fatalf("%d registered, want %d", n, len(cancels))
+	got := make(chan counts, 1)
+	s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+		vctx := context.WithValue(ctx, key{}, "request 1")
+		before := runtime.NumGoroutine()
+		var cancels []context.CancelFunc
+		for i := range n {
+			parent := ctx
+			if i%2 == 1 {
+				parent = vctx
+			}
+			_, cancel := context.WithTimeout(parent, time.Hour)
+			cancels = append(cancels, cancel)
+			cancels = append(cancels, cancelOf(context.AfterFunc(parent, func() {})))
+		}
+		got <- counts{runtime.NumGoroutine() - before, propagators(), c}
+		for _, cancel := range cancels {
+			cancel()
+		}
+		_, err := c.ReadLine(vctx)
+		return err
+	})
+	srvDial(t, s.Addrs()[0])
+	g := recv(t, got)
+	if g.n >= n/2 || g.stacks != 0 {
+		t.Fatalf("%d more goroutines, %d of the context package's, for %d contexts made from the handler's", g.n, g.stacks, 2*n)
 	}
-	for _, cancel := range cancels {
+	for deadline := time.Now().Add(testTimeout); !g.c.reads.has(readerWaiting); {
+		if time.Now().After(deadline) {
+			t.Fatal("ReadLine(vctx) did not wait")
+		}
+		runtime.Gosched()
+	}
+	if k := propagators(); k != 0 {
+		t.Fatalf("%d of the context package's goroutines while ReadLine(vctx) waits", k)
+	}
+}
+
+// cancelOf adapts an AfterFunc's stop to a CancelFunc.
+func cancelOf(stop func() bool) context.CancelFunc { return func() { stop() } }
+
+// A Close and an Abort at once: the handler ctx's Done never shows an end
+// that its Err does not report, and contexts made from it end cleanly (the
+// context package panics on a parent that is done with a nil Err).
+func TestHandlerCtxCloseAbortRace(t *testing.T) {
+	srvNoLeaks(t)
+	for range 50 {
+		ctx, c := srvHandlerCtx(t, testCtx(t))
+		child, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); c.Close() }()
+		go func() { defer wg.Done(); c.Abort() }()
+		recv(t, child.Done())
+		if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(child.Err(), context.Canceled) {
+			t.Fatalf("Err %v, child's %v", ctx.Err(), child.Err())
+		}
+		wg.Wait()
 		cancel()
 	}
-	if n := len(c.later.Load().afters); n != 0 {
-		t.Fatalf("%d still registered after their cancel", n)
-	}
+}
+
+// The loser of q.close (an Abort while a Close has begun but not yet marked
+// the Reader closed) leaves the ctx to the Close: Done does not close before
+// Err can report it.
+func TestHandlerCtxLoserLeavesEnd(t *testing.T) {
+	srvNoLeaks(t)
+	ctx, c := srvHandlerCtx(t, testCtx(t))
+	child, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.queue().close(errClosed) // a Close's first step, its rd.shutdown still to come
 	c.Abort()
+	select {
+	case <-child.Done():
+		t.Fatal("the ctx ended before the Reader was marked closed")
+	default:
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Err %v before the close is marked", ctx.Err())
+	}
+	c.rd.shutdown(errClosed) // the Close goes on
+	c.closing()
+	recv(t, child.Done())
+	recv(t, ctx.Done())
 }
 
 // Done, Err and AfterFunc from many goroutines while the Conn closes: every

@@ -41,7 +41,9 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // by its own abort are not reported. So: ctx.Err() when ctx ends; an error
 // matching syscall.ECONNRESET when a peer resets; ErrIdleTimeout when
 // WithIdleTimeout closed a Conn; an error matching net.ErrClosed when another
-// goroutine closed one, or one was closed before the call. If another
+// goroutine closed one, or one was closed before the call. A close is
+// reported as such where ctx has ended too: a Server handler's ctx ends with
+// its Conn's close. If another
 // goroutine is reading a or b, Relay returns ErrConcurrentRead at once and
 // touches neither. On failure the counts include bytes written to a queue that
 // the abort dropped.
@@ -74,12 +76,13 @@ func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	defer a.rd.mu.unlock()
 	defer b.rd.mu.unlock()
 	if err := ctx.Err(); err != nil {
+		err = rl.endErr()
 		rl.fail(err)
 		return 0, 0, err
 	}
-	// ended is cancelled when ctx ends, or with the close's reason when
-	// another goroutine closes a or b (or a timeout does): a direction may
-	// wait on the other Conn only, which that close does not wake.
+	// ended is cancelled when ctx ends, or when another goroutine closes a or
+	// b (or a timeout does): a direction may wait on the other Conn only,
+	// which that close does not wake.
 	ended, end := context.WithCancelCause(ctx)
 	defer end(nil)
 	a.rd.onShutdown(end)
@@ -89,11 +92,7 @@ func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	fired := make(chan struct{}) // closed when ended's end has been dealt with
 	stop := context.AfterFunc(ended, func() {
 		defer close(fired)
-		if err := ctx.Err(); err != nil {
-			rl.fail(err)
-			return
-		}
-		rl.fail(context.Cause(ended)) // the close's reason
+		rl.fail(rl.endErr())
 	})
 
 	var closeA, closeB bool
@@ -151,6 +150,18 @@ func (rl *relay) lock() error {
 		rl.fail(err)
 	}
 	return err
+}
+
+// endErr is why the relay ended, when ctx has or a or b was closed: the close's
+// reason where a Conn is closed (a Server handler's ctx ends with its Conn's
+// close), else ctx's error.
+func (rl *relay) endErr() error {
+	for _, c := range [2]*Conn{rl.a, rl.b} {
+		if c.rd.closed.Load() {
+			return c.rd.closeErr // written before closed is set
+		}
+	}
+	return rl.ctx.Err()
 }
 
 // fail records a failure. The first one aborts both Conns, which ends the

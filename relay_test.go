@@ -784,3 +784,42 @@ func TestRelayEndsWhenAnotherGoroutineClosesSource(t *testing.T) {
 		}
 	}
 }
+
+// A Server handler relaying with its own ctx, which ends with its Conn's
+// close: a close by a timeout or another goroutine is reported as the close
+// (ErrIdleTimeout, net.ErrClosed), not as the ctx's end that follows it.
+func TestRelayWithHandlerCtxReportsClose(t *testing.T) {
+	for _, how := range []string{"idle timeout", "Close", "Abort"} {
+		t.Run(how, func(t *testing.T) {
+			srvNoLeaks(t)
+			var opts []Option
+			if how == "idle timeout" {
+				opts = append(opts, WithIdleTimeout(50*time.Millisecond))
+			}
+			conns := make(chan *Conn, 1)
+			errs := make(chan error, 1)
+			s := srvListen(t, "tcp", "127.0.0.1:0", func(ctx context.Context, c *Conn) error {
+				backend, _ := connPair(t)
+				conns <- c
+				_, _, err := Relay(ctx, c, backend)
+				errs <- err
+				return err
+			}, opts...)
+			srvDial(t, s.Addrs()[0])
+			c := recv(t, conns)
+			want := ErrIdleTimeout
+			if how != "idle timeout" {
+				want = net.ErrClosed
+				waitUntil(t, func() bool { return inGoroutine("(*relay).pump") })
+				if how == "Close" {
+					c.Close()
+				} else {
+					c.Abort()
+				}
+			}
+			if err := recv(t, errs); !errors.Is(err, want) {
+				t.Fatalf("Relay: %v, want %v", err, want)
+			}
+		})
+	}
+}
