@@ -41,12 +41,11 @@ var testHookRelayStep func(src *Conn, n int64, spliced bool)
 // by its own abort are not reported. So: ctx.Err() when ctx ends; an error
 // matching syscall.ECONNRESET when a peer resets; ErrIdleTimeout when
 // WithIdleTimeout closed a Conn; an error matching net.ErrClosed when another
-// goroutine closed one, or one was closed before the call. A close is
-// reported as such where ctx has ended too: a Server handler's ctx ends with
-// its Conn's close. If another
-// goroutine is reading a or b, Relay returns ErrConcurrentRead at once and
-// touches neither. On failure the counts include bytes written to a queue that
-// the abort dropped.
+// goroutine closed one, or one was closed before the call; a close is
+// reported as such where ctx has ended too (a Server handler's ctx ends with
+// its Conn's close). If another goroutine is reading a or b, Relay returns
+// ErrConcurrentRead at once and touches neither. On failure the counts include
+// bytes written to a queue that the abort dropped.
 //
 // Relay holds both Conns' read locks while it runs, so reads by others fail
 // with ErrConcurrentRead (Read waits), as does StartTLS. Writes to a or b by
@@ -152,9 +151,9 @@ func (rl *relay) lock() error {
 	return err
 }
 
-// endErr is why the relay ended, when ctx has or a or b was closed: the close's
-// reason where a Conn is closed (a Server handler's ctx ends with its Conn's
-// close), else ctx's error.
+// endErr is why the relay must end once ctx has ended or a or b has been
+// closed: the close's reason where one of them is closed (a Server handler's
+// ctx ends with its Conn's close), else ctx's error.
 func (rl *relay) endErr() error {
 	for _, c := range [2]*Conn{rl.a, rl.b} {
 		if c.rd.closed.Load() {
