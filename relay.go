@@ -74,8 +74,8 @@ func Relay(ctx context.Context, a, b *Conn) (aToB, bToA int64, err error) {
 	}
 	defer a.rd.mu.unlock()
 	defer b.rd.mu.unlock()
-	if err := ctx.Err(); err != nil {
-		err = rl.endErr()
+	if ctx.Err() != nil {
+		err := rl.endErr()
 		rl.fail(err)
 		return 0, 0, err
 	}
@@ -163,11 +163,14 @@ func (rl *relay) endErr() error {
 	return rl.ctx.Err()
 }
 
-// fail records a failure. The first one aborts both Conns, which ends the
-// other direction. A later one is reported only if it is a direction's own,
+// fail records a failure; ctx's error stands for its end, reported as endErr
+// says. The first one aborts both Conns, which ends the other direction. A later one is reported only if it is a direction's own,
 // which the abort cannot have caused: not the Conns' close (net.ErrClosed),
 // not ctx's end, and not after ctx's end.
 func (rl *relay) fail(err error) {
+	if ctxErr := rl.ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+		err = rl.endErr() // the close, where ctx ended with it
+	}
 	closeCaused := rl.closeCaused(err)
 	rl.mu.Lock()
 	first := rl.err == nil && !rl.finished
