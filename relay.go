@@ -155,9 +155,9 @@ func (rl *relay) lock() error {
 // closed: the close's reason where one of them is closed (a Server handler's
 // ctx ends with its Conn's close), else ctx's error.
 func (rl *relay) endErr() error {
-	for _, c := range [2]*Conn{rl.a, rl.b} {
-		if c.rd.closed.Load() {
-			return c.rd.closeErr // written before closed is set
+	for _, c := range [...]*Conn{rl.a, rl.b} {
+		if reason := c.closeReason(); reason != nil {
+			return reason
 		}
 	}
 	return rl.ctx.Err()

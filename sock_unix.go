@@ -177,12 +177,14 @@ func (s *rawSock) sendFailed(err error, errno uint32) error {
 
 // bindSend binds writeFn, the poller's callback for both sends, once: as the
 // Conn's write queue is made (under the Reader's dmu), by its first write or
-// its close, so that a Conn that only reads has none while it is open. It makes one write(2) of buf (up to maxRW), which takes
-// what the socket has room for, or nothing (EAGAIN) without waiting. For
-// sendAll (q set) it writes until all of buf is taken, counting each write(2)
-// but the last in q's Stats and telling its clock, and where the socket is
-// full returns false for the poller to wait for room and call it again. It is
-// a func literal, not a method value, which would add a frame beneath Drain.
+// its close, so that a Conn that only reads has none while it is open.
+//
+// writeFn makes one write(2) of buf (up to maxRW), which takes what the socket
+// has room for, or nothing (EAGAIN) without waiting. For sendAll (q set) it
+// writes until all of buf is taken, counting each write(2) but the last in q's
+// Stats and telling its clock, and where the socket is full returns false for
+// the poller to wait for room and call it again. It is a func literal, not a
+// method value, which would add a frame beneath Drain.
 //
 // It does not inline, for rawWrite to inline into writeFn (see readable).
 //
