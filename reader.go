@@ -28,6 +28,11 @@ const (
 	// at most smallBlock bytes alive.
 	smallResult = 16
 	smallBlock  = 256
+
+	// prefetchResult is the largest owned result after which take prefetches
+	// the memory the next ones are likely to take (prefetchAfter): past it,
+	// the copy itself costs more than the wait it would spare.
+	prefetchResult = 256
 )
 
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked read.
@@ -492,6 +497,17 @@ func (r *Reader) take(n int) []byte {
 	} else {
 		p = make([]byte, len(src))
 		copy(p, src)
+		if n > 0 && n <= prefetchResult {
+			// The next results of this size are likely to be allocated
+			// just past this one (the allocator hands out a span's free
+			// slots in address order), in memory not touched since the
+			// last GC. Bringing it into the cache now, while the caller
+			// works on p, spares the next read's lock, which waits for
+			// every store before it, the wait for the copy into cold
+			// memory: ~3% of a frame read with two ReadExactly calls on
+			// the bench VM.
+			prefetchAfter(&p[0], uintptr(n))
+		}
 	}
 	r.consume(n)
 	return p
