@@ -1,9 +1,11 @@
 package sluice
 
-// prefetchAfter asks the CPU to bring into its cache the memory just past the
-// n bytes at p, where the next allocations of n bytes are likely to lie (see
-// Reader.take): prefetch_amd64.s. It only hints: it changes no memory and
-// cannot fault.
+import "unsafe"
+
+// prefetch asks the CPU to bring the bytes from p+from up to p+to into its
+// cache, where they will soon be used: prefetch_amd64.s. It only hints: it
+// changes no memory, and the bytes need not lie in p's object (nor in valid
+// memory at all).
 //
 //go:noescape
-func prefetchAfter(p *byte, n uintptr)
+func prefetch(p unsafe.Pointer, from, to uintptr)

@@ -1,15 +1,17 @@
 #include "textflag.h"
 
-// func prefetchAfter(p *byte, n uintptr)
+// func prefetch(p unsafe.Pointer, from, to uintptr)
 //
-// Prefetches the cache lines of [p+n, p+3n), n > 0. Prefetching neither
-// faults nor reads memory in Go's sense: an address past p's object, even an
-// unmapped one, is only a hint.
-TEXT ·prefetchAfter(SB), NOSPLIT, $0-16
+// Prefetches the cache lines of [p+from, p+to), from < to. The sums are made
+// here, not in Go, where checkptr would reject a pointer past p's object:
+// prefetching neither faults nor reads memory in Go's sense, so any address,
+// even an unmapped one, is only a hint.
+TEXT ·prefetch(SB), NOSPLIT, $0-24
 	MOVQ p+0(FP), AX
-	MOVQ n+8(FP), BX
+	MOVQ from+8(FP), BX
+	MOVQ to+16(FP), CX
+	ADDQ AX, CX
 	ADDQ BX, AX
-	LEAQ 0(AX)(BX*2), CX
 loop:
 	PREFETCHT0 0(AX)
 	ADDQ $64, AX

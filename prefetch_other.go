@@ -2,5 +2,7 @@
 
 package sluice
 
-// prefetchAfter does nothing here (see prefetch_amd64.go).
-func prefetchAfter(p *byte, n uintptr) {}
+import "unsafe"
+
+// prefetch does nothing here (see prefetch_amd64.go).
+func prefetch(p unsafe.Pointer, from, to uintptr) {}

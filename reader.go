@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -30,7 +31,7 @@ const (
 	smallBlock  = 256
 
 	// prefetchResult is the largest owned result after which take prefetches
-	// the memory the next ones are likely to take (prefetchAfter): past it,
+	// the memory the next ones are likely to take (prefetch): past it,
 	// the copy itself costs more than the wait it would spare.
 	prefetchResult = 256
 )
@@ -57,6 +58,9 @@ type readHook interface {
 	// stream offset of the message whose rest is awaited, or -1 where the read
 	// waits for a message's first byte (or is no message read).
 	waiting(msg int64)
+	// woke runs when a read that waited for data has been woken, before it
+	// reads again.
+	woke()
 	// afterRead runs after every read from the stream, with the bytes it
 	// brought.
 	afterRead(n int)
@@ -277,7 +281,8 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 		if r.sock != nil {
 			var again bool
 			if n, again, err = r.sock.read(r, at); again {
-				continue // woken after a wait that gave the buffer back
+				r.hook.woke() // a Reader with a sock is a Conn's
+				continue      // woken after a wait that gave the buffer back
 			}
 		} else {
 			n, err = r.readStream(at)
@@ -506,7 +511,7 @@ func (r *Reader) take(n int) []byte {
 			// every store before it, the wait for the copy into cold
 			// memory: ~3% of a frame read with two ReadExactly calls on
 			// the bench VM.
-			prefetchAfter(&p[0], uintptr(n))
+			prefetch(unsafe.Pointer(&p[0]), uintptr(n), 3*uintptr(n))
 		}
 	}
 	r.consume(n)

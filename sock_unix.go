@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // rawSock reads and writes a socket through its descriptor. Its read fields
@@ -107,6 +108,10 @@ func readable(s *rawSock) func(uintptr) bool {
 	return func(fd uintptr) bool {
 		r := s.r
 		if r.buf == nil {
+			// Woken after a wait: the Reader is the first thing the
+			// read touches again (see Conn.woke). The prefetch's frame
+			// is empty: this callback's depth is unchanged.
+			prefetch(unsafe.Pointer(r), 0, unsafe.Sizeof(*r))
 			s.n = -1
 			return true
 		}
