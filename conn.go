@@ -205,15 +205,14 @@ func (c *Conn) waiting(msg int64) {
 }
 
 // woke brings what the Conn's read, its loop body's Writes and its Drain
-// touch next into the CPU's cache, when a read is woken after a wait: the
-// Conn, its write queue and its socket (the read's callback has asked for the
-// Reader already: see readable). With many connections these have left the
-// cache while the goroutine waited, and the read, the Writes and the Drain
-// would then miss on one line after another, each waiting for the last;
-// asked for together, the misses overlap. With 1000 busy connections on the
-// bench VM they were ~4% of the server's CPU per line (scale).
+// touch next into the CPU's cache, when a read is woken after a wait: its
+// write queue and its socket (the read's callback has asked for the Conn
+// already: see readable). With many connections these have left the cache
+// while the goroutine waited, and the read, the Writes and the Drain would
+// then miss on one line after another, each waiting for the last; asked for
+// together, the misses overlap. With 1000 busy connections on the bench VM
+// they were ~4% of the server's CPU per line (scale).
 func (c *Conn) woke() {
-	prefetch(unsafe.Pointer(c), 0, unsafe.Sizeof(*c))
 	if q := c.wq.Load(); q != nil {
 		prefetch(unsafe.Pointer(q), 0, unsafe.Sizeof(*q))
 	}

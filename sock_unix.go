@@ -107,11 +107,13 @@ func (s *rawSock) failed(err error) error {
 func readable(s *rawSock) func(uintptr) bool {
 	return func(fd uintptr) bool {
 		r := s.r
+		// Woken after a wait, this is the first touch of the Conn (whose
+		// first field r is: only a Conn's Reader has a rawSock): ask for
+		// all of it before the first load, so that the misses on its
+		// lines overlap (see Conn.woke). The prefetch's frame is empty:
+		// this callback's depth is unchanged.
+		prefetch(unsafe.Pointer(r), 0, unsafe.Sizeof(Conn{}))
 		if r.buf == nil {
-			// Woken after a wait: the Reader is the first thing the
-			// read touches again (see Conn.woke). The prefetch's frame
-			// is empty: this callback's depth is unchanged.
-			prefetch(unsafe.Pointer(r), 0, unsafe.Sizeof(*r))
 			s.n = -1
 			return true
 		}
