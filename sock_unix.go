@@ -107,11 +107,13 @@ func (s *rawSock) failed(err error) error {
 func readable(s *rawSock) func(uintptr) bool {
 	return func(fd uintptr) bool {
 		r := s.r
-		// Woken after a wait, this is the first touch of the Conn (whose
-		// first field r is: only a Conn's Reader has a rawSock): ask for
-		// all of it before the first load, so that the misses on its
-		// lines overlap (see Conn.woke). The prefetch's frame is empty:
-		// this callback's depth is unchanged.
+		// Woken after a wait (it then finds no buffer, below), this is
+		// the first of the Conn's code to run, and with many connections
+		// none of the Conn is in the cache: ask for all of it (r is its
+		// first field: only a Conn's Reader has a rawSock) before the
+		// first load, so that the misses on its lines overlap (see
+		// Conn.woke). On the other calls it is a few instructions. The
+		// prefetch's frame is empty: this callback's depth is unchanged.
 		prefetch(unsafe.Pointer(r), 0, unsafe.Sizeof(Conn{}))
 		if r.buf == nil {
 			s.n = -1
