@@ -406,6 +406,16 @@ func (c *Conn) closing() {
 	}
 }
 
+// endErr is what a wait that ctx's end or the Conn's close cut short reports:
+// the close's reason where the Conn is closed (a handler's ctx ends with it),
+// else ctx.Err().
+func (c *Conn) endErr(ctx context.Context) error {
+	if err := c.closeReason(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
 // closeReason returns why the Conn is closed, or nil while it is open. A Conn
 // with no queue is open: closing makes one.
 func (c *Conn) closeReason() error {

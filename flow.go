@@ -229,7 +229,7 @@ func (m *mapper[In, Out]) dispatch(ctx context.Context, in <-chan In) {
 	defer close(m.jobs)
 	done := ctx.Done()
 	for i := 0; ; {
-		v, ok, ended := recvOrDone(in, done)
+		v, ok, ended := recvOrDone(in, done, nil)
 		if ended {
 			m.f.fail(ctx.Err())
 			return
@@ -287,7 +287,7 @@ func (m *mapper[In, Out]) collect(ctx context.Context) {
 	done := ctx.Done()
 	var zero Out
 	for s := range m.order {
-		if _, _, ended := recvOrDone(s.done, done); ended {
+		if _, _, ended := recvOrDone(s.done, done, nil); ended {
 			m.f.fail(ctx.Err())
 			return
 		}
@@ -355,7 +355,7 @@ func Merge[T any](ctx context.Context, ins ...<-chan T) *Flow[T] {
 func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) {
 	done := ctx.Done()
 	for {
-		v, ok, ended := recvOrDone(in, done)
+		v, ok, ended := recvOrDone(in, done, nil)
 		switch {
 		case ended:
 			f.fail(ctx.Err())
@@ -369,14 +369,16 @@ func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) 
 	}
 }
 
-// recvOrDone receives from in, or reports ended once done is closed. Once it
-// is, it takes nothing more from in, even a value that is ready (a select
+// recvOrDone receives from in, or reports ended once done (or gone, where it
+// is not nil) is closed. Once it is, it takes nothing more from in, even a value that is ready (a select
 // would pick at random): a flow that has ended leaves its input's values where
 // they are. It tries the receive without blocking first: a select that can go
 // ahead at once costs far less than one that waits on two channels.
-func recvOrDone[T any](in <-chan T, done <-chan struct{}) (v T, ok, ended bool) {
+func recvOrDone[T any](in <-chan T, done, gone <-chan struct{}) (v T, ok, ended bool) {
 	select {
 	case <-done:
+		return v, false, true
+	case <-gone:
 		return v, false, true
 	default:
 	}
@@ -389,6 +391,8 @@ func recvOrDone[T any](in <-chan T, done <-chan struct{}) (v T, ok, ended bool) 
 	case v, ok = <-in:
 		return v, ok, false
 	case <-done:
+		return v, false, true
+	case <-gone:
 		return v, false, true
 	}
 }
@@ -418,7 +422,11 @@ func sendOrDone[T any](out chan<- T, v T, done <-chan struct{}) bool {
 //
 // If ctx ends it returns the bytes written so far and ctx.Err() at once, also
 // where in was closed by ctx's end (an upstream Flow on the same ctx); values
-// not yet received stay in the channel, and what is queued stays queued. A
+// not yet received stay in the channel, and what is queued stays queued. If
+// the Conn is closed (by Close, Abort or a timeout, from any goroutine) while
+// WriteFrom waits for a value, it returns at once with the close's error, as
+// the next write would: one matching net.ErrClosed, or the timeout's (also
+// where ctx is a Server handler's, which ends with the close). A
 // value it has received is queued even if ctx ends while another goroutine's
 // write has paused writing (it is then queued past the pause). A
 // write error (the sticky error, an error matching net.ErrClosed, a timeout
@@ -442,17 +450,20 @@ func (c *Conn) WriteFramesFrom(ctx context.Context, f Framing, in <-chan []byte)
 // the pause to end before it receives, so that a value it has received is
 // queued at once (unless another goroutine's write has paused writing again
 // meanwhile: then write waits, and if ctx ends it queues the value anyway).
+// While it waits for a value it also watches for the Conn's close: a feeder
+// that sends nothing more does not keep it waiting on a Conn that will take
+// nothing.
 func (c *Conn) writeFrom(ctx context.Context, in <-chan []byte, write func([]byte) (int, error)) (int64, error) {
 	var n int64
-	done := ctx.Done()
+	done, closing := ctx.Done(), c.closingDone()
 	for {
 		if err := c.Drain(ctx); err != nil {
 			return n, err
 		}
-		p, ok, ended := recvOrDone(in, done)
+		p, ok, ended := recvOrDone(in, done, closing)
 		switch {
 		case ended:
-			return n, ctx.Err()
+			return n, c.endErr(ctx)
 		case !ok:
 			// in may have closed because ctx ended (an upstream Flow on the
 			// same ctx closes its C then): report ctx's end, not a clean one.

@@ -907,7 +907,8 @@ func TestWriteFromKeepsReceivedValue(t *testing.T) {
 	}
 }
 
-// A write error ends WriteFrom as it is.
+// A write error ends WriteFrom as it is; on a closed Conn it takes nothing
+// from in.
 func TestWriteFromClosed(t *testing.T) {
 	is := is.New(t)
 	c, _ := connPair(t)
@@ -917,6 +918,70 @@ func TestWriteFromClosed(t *testing.T) {
 	n, err := c.WriteFrom(testCtx(t), in)
 	is.True(errors.Is(err, net.ErrClosed))
 	is.Equal(n, int64(0))
+	is.Equal(len(in), 1)
+}
+
+// WriteFrom and WriteFramesFrom, waiting for a value that does not come, end
+// as soon as the Conn closes (from another goroutine, or by a timeout) with
+// the close's error, not when ctx ends.
+func TestWriteFromEndsOnClose(t *testing.T) {
+	t.Parallel()
+	wantClosed := func(t *testing.T, err error) {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("got %v, want an error matching net.ErrClosed", err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		opts   []Option
+		frames bool
+		close  func(*Conn)
+		want   func(*testing.T, error)
+	}{
+		{name: "Close", close: func(c *Conn) { c.Close() }, want: wantClosed},
+		{name: "Abort", close: func(c *Conn) { c.Abort() }, want: wantClosed},
+		{name: "Abort/frames", frames: true, close: func(c *Conn) { c.Abort() }, want: wantClosed},
+		{
+			name: "idle timeout", opts: []Option{WithIdleTimeout(idleFor)}, close: func(*Conn) {},
+			want: func(t *testing.T, err error) { isTimeoutErr(t, err, ErrIdleTimeout) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, _ := connPair(t, tc.opts...)
+			in := make(chan []byte) // the feeder never sends
+			done := make(chan error, 1)
+			go func() {
+				var err error
+				if tc.frames {
+					_, err = c.WriteFramesFrom(testCtx(t), LengthPrefixed(LengthPrefix{}), in)
+				} else {
+					_, err = c.WriteFrom(testCtx(t), in)
+				}
+				done <- err
+			}()
+			waitUntil(t, func() bool { return inGoroutine("recvOrDone", "writeFrom") })
+			tc.close(c)
+			tc.want(t, recv(t, done))
+		})
+	}
+}
+
+// With a Server handler's ctx, which ends with the Conn's close, WriteFrom
+// reports the close, not context.Canceled.
+func TestWriteFromHandlerCtxReportsClose(t *testing.T) {
+	srvNoLeaks(t)
+	ctx, c := srvHandlerCtx(t, testCtx(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.WriteFrom(ctx, make(chan []byte))
+		done <- err
+	}()
+	waitUntil(t, func() bool { return inGoroutine("recvOrDone", "writeFrom") })
+	c.Abort()
+	if err := recv(t, done); !errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want the close's error", err)
+	}
 }
 
 // End to end: lines from an endless source, through Map, into a sink that

@@ -56,8 +56,8 @@ func (h handlerCtx) Value(key any) any {
 func (h handlerCtx) String() string { return "sluice handler context" }
 
 // connLater is what only some Conns come to need, made by the first use and
-// never replaced (Conn.later): the handler ctx's context.WithCancel, WaitClosed's
-// channel and the TLS state. A Conn without it is 32 B smaller, and a Server's
+// never replaced (Conn.later): the handler ctx's context.WithCancel (which
+// also tells WriteFrom of the close), WaitClosed's channel and the TLS state. A Conn without it is 32 B smaller, and a Server's
 // many quiet connections are the point.
 type connLater struct {
 	tls atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
@@ -84,8 +84,8 @@ func (c *Conn) laterState() *connLater {
 	return l
 }
 
-// innerCtx returns the handler ctx's context.WithCancel, making it on first
-// use: cancelled at once where the Conn is closing already. closing stores
+// innerCtx returns the handler ctx's context.WithCancel (of Listen's ctx, or
+// of context.Background for a Conn no Server made), making it on first use: cancelled at once where the Conn is closing already. closing stores
 // rd.closed before it looks for a connLater to end, and this looks at
 // rd.closed after one is stored: one of the two cancels it.
 func (c *Conn) innerCtx() context.Context {
@@ -98,7 +98,11 @@ func (c *Conn) innerCtx() context.Context {
 	if ctx, ok := l.inner.Load().(context.Context); ok {
 		return ctx
 	}
-	ctx, cancel := context.WithCancel(c.cfg.base)
+	base := c.cfg.base
+	if base == nil {
+		base = context.Background() // not a Server's Conn: only closingDone asks
+	}
+	ctx, cancel := context.WithCancel(base)
 	l.cancel = cancel
 	if l.ended || c.rd.closed.Load() {
 		l.ended = true
@@ -107,6 +111,10 @@ func (c *Conn) innerCtx() context.Context {
 	l.inner.Store(ctx)
 	return ctx
 }
+
+// closingDone returns a channel closed once the Conn starts closing: the
+// handler ctx's Done, for any Conn (WriteFrom waits on it).
+func (c *Conn) closingDone() <-chan struct{} { return c.innerCtx().Done() }
 
 // endCtx ends the handler ctx: it cancels inner, if made. Only its first call
 // does anything; every call returns once inner is cancelled. The Conn must be
