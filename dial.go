@@ -307,7 +307,21 @@ type racer struct {
 
 // race starts the attempts as RFC 8305 section 5 says and returns the first
 // connection made; see dialNet.
+//
+// A single attempt has nothing to race: it is made in the caller's goroutine,
+// with no goroutine, channel or timer of its own.
 func race(ctx context.Context, network, address string, attempts []attempt, cfg *config) (net.Conn, error) {
+	if len(attempts) == 1 {
+		a := attempts[0]
+		c, err := a.dialer(cfg).DialContext(ctx, network, a.raddr.String())
+		if err == nil {
+			return c, nil
+		}
+		if err := doneErr(ctx); err != nil {
+			return nil, err // it failed because ctx ended
+		}
+		return nil, allFailed(network, address, []error{err})
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	r := &racer{ctx: ctx, network: network, cfg: cfg, pending: attempts,
 		results: make(chan dialResult, len(attempts))}
@@ -354,19 +368,7 @@ func (r *racer) launch(delay *time.Timer) {
 
 // start dials a in a goroutine that sends its result on r.results.
 func (r *racer) start(a attempt) {
-	if r.cfg.dialAttempt != nil {
-		r.cfg.dialAttempt(a.raddr.String())
-	}
-	d := net.Dialer{}
-	if a.laddr.Addr().IsValid() || a.laddr.Port() != 0 {
-		d.LocalAddr = net.TCPAddrFromAddrPort(a.laddr)
-	}
-	if ka := r.cfg.keepAlive; ka != nil {
-		d.KeepAliveConfig = *ka
-		if !ka.Enable {
-			d.KeepAlive = -1 // net.Dialer disables probes only with both set so
-		}
-	}
+	d := a.dialer(r.cfg)
 	r.running++
 	// Waited for by r.stop, which cancels r.ctx first; the dial ends when it
 	// connects, fails, or sees the cancellation.
@@ -374,6 +376,25 @@ func (r *racer) start(a attempt) {
 		c, err := d.DialContext(r.ctx, r.network, a.raddr.String())
 		r.results <- dialResult{c, err}
 	})
+}
+
+// dialer returns the net.Dialer for a, which is about to start: from
+// a.laddr, with cfg's keep-alive.
+func (a attempt) dialer(cfg *config) *net.Dialer {
+	if cfg.dialAttempt != nil {
+		cfg.dialAttempt(a.raddr.String())
+	}
+	d := &net.Dialer{}
+	if a.laddr.Addr().IsValid() || a.laddr.Port() != 0 {
+		d.LocalAddr = net.TCPAddrFromAddrPort(a.laddr)
+	}
+	if ka := cfg.keepAlive; ka != nil {
+		d.KeepAliveConfig = *ka
+		if !ka.Enable {
+			d.KeepAlive = -1 // net.Dialer disables probes only with both set so
+		}
+	}
+	return d
 }
 
 // stop ends the race: it cancels the attempts still running, waits for their

@@ -711,3 +711,33 @@ func TestDialTLSCancelledClosesConn(t *testing.T) {
 		s.Close()
 	}
 }
+
+// BenchmarkDial dials a loopback listener by its address: one attempt, made in
+// the caller's goroutine.
+func BenchmarkDial(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	ctx := testCtx(b)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c, err := Dial(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Abort()
+	}
+}
