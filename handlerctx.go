@@ -57,8 +57,9 @@ func (h handlerCtx) String() string { return "sluice handler context" }
 
 // connLater is what only some Conns come to need, made by the first use and
 // never replaced (Conn.later): the handler ctx's context.WithCancel (which
-// also tells WriteFrom of the close), WaitClosed's channel and the TLS state. A Conn without it is 32 B smaller, and a Server's
-// many quiet connections are the point.
+// also tells WriteFrom of the close), WaitClosed's channel and the TLS state.
+// A Conn without it is 32 B smaller, and a Server's many quiet connections
+// are the point.
 type connLater struct {
 	tls atomic.Pointer[tlsState] // the TLS layer, once the handshake is done (tls.go)
 
@@ -85,8 +86,9 @@ func (c *Conn) laterState() *connLater {
 }
 
 // innerCtx returns the handler ctx's context.WithCancel (of Listen's ctx, or
-// of context.Background for a Conn no Server made), making it on first use: cancelled at once where the Conn is closing already. closing stores
-// rd.closed before it looks for a connLater to end, and this looks at
+// of context.Background for a Conn no Server made: cfg.base), making it on
+// first use: cancelled at once where the Conn is closing already. closing
+// stores rd.closed before it looks for a connLater to end, and this looks at
 // rd.closed after one is stored: one of the two cancels it.
 func (c *Conn) innerCtx() context.Context {
 	l := c.laterState()
@@ -98,11 +100,7 @@ func (c *Conn) innerCtx() context.Context {
 	if ctx, ok := l.inner.Load().(context.Context); ok {
 		return ctx
 	}
-	base := c.cfg.base
-	if base == nil {
-		base = context.Background() // not a Server's Conn: only closingDone asks
-	}
-	ctx, cancel := context.WithCancel(base)
+	ctx, cancel := context.WithCancel(c.cfg.base)
 	l.cancel = cancel
 	if l.ended || c.rd.closed.Load() {
 		l.ended = true

@@ -68,7 +68,7 @@ type config struct {
 	logger       *slog.Logger
 	proxy        ProxyProtocol
 	sweep        *sweeper        // the Server's, for its Conns' queues: set by newServer before any Conn exists
-	base         context.Context // the values of every handler's ctx (handlerCtx): likewise
+	base         context.Context // the values of every handler's ctx (handlerCtx): set by newServer likewise; Background elsewhere
 }
 
 // newConfig returns the defaults with opts applied, or the first invalid option's
@@ -85,6 +85,7 @@ func newConfig(opts []Option) (*config, error) {
 		interleave:         defaultInterleave,
 		reuseAddr:          true,
 		startServing:       true,
+		base:               context.Background(),
 	}
 	for _, o := range opts {
 		if o != nil {

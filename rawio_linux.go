@@ -13,9 +13,8 @@ import (
 // syscall.Read and syscall.Write would add one (see Server.serveConn). The
 // race detector's and the sanitizers' builds use those (rawio_unix.go): they
 // tell them that bytes read carry what was done before they were written, and
-// which memory a read fills. They inline into the
-// callbacks; nosplit, where they do not, their own frames cannot grow the
-// stack either.
+// which memory a read fills. They inline into the callbacks; nosplit, where
+// they do not, their own frames cannot grow the stack either.
 //
 //go:nosplit
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {

@@ -155,18 +155,17 @@ func (rl *relay) lock() error {
 // closed: the close's reason where one of them is closed (a Server handler's
 // ctx ends with its Conn's close), else ctx's error.
 func (rl *relay) endErr() error {
-	for _, c := range [...]*Conn{rl.a, rl.b} {
-		if reason := c.closeReason(); reason != nil {
-			return reason
-		}
+	if reason := rl.a.closeReason(); reason != nil {
+		return reason
 	}
-	return rl.ctx.Err()
+	return rl.b.endErr(rl.ctx)
 }
 
 // fail records a failure; ctx's error stands for its end, reported as endErr
-// says. The first one aborts both Conns, which ends the other direction. A later one is reported only if it is a direction's own,
-// which the abort cannot have caused: not the Conns' close (net.ErrClosed),
-// not ctx's end, and not after ctx's end.
+// says. The first one aborts both Conns, which ends the other direction. A
+// later one is reported only if it is a direction's own, which the abort
+// cannot have caused: not the Conns' close (net.ErrClosed), not ctx's end,
+// and not after ctx's end.
 func (rl *relay) fail(err error) {
 	if ctxErr := rl.ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 		err = rl.endErr() // the close, where ctx ended with it
