@@ -131,8 +131,9 @@
 //
 // # Platforms
 //
-// sluice is tested on Linux and builds, with its examples and tests, for macOS,
-// FreeBSD and Windows, on amd64 and arm64 (FreeBSD: amd64). Where a platform
+// sluice is tested on Linux (amd64, and 386 for 32-bit ints) and builds, with
+// its examples and tests, for macOS, FreeBSD and Windows, on amd64 and arm64
+// (FreeBSD: amd64). Where a platform
 // lacks a feature, the call that needs it returns an error matching
 // errors.ErrUnsupported; nothing is silently ignored.
 //

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -657,7 +658,7 @@ func TestInvalidFramingRead(t *testing.T) {
 		LengthPrefixed(LengthPrefix{Size: 7}),
 		LengthPrefixed(LengthPrefix{Offset: -1}),
 		LengthPrefixed(LengthPrefix{Keep: -1}),
-		LengthPrefixed(LengthPrefix{Size: 8, Max: 1 << 62, Adjust: 1 << 62}),
+		LengthPrefixed(LengthPrefix{Size: 8, Max: math.MaxInt - 8, Adjust: 16}), // header + Max + Adjust overflows an int
 		Uvarint(-5),
 		Delimited(-1, []byte("\n")),
 		Delimited(10),
