@@ -71,6 +71,7 @@ type writeQueue struct {
 	timer   *time.Timer   // runs backstop; made on first use
 	armed   bool          // timer is set to run backstop
 	armedL  bool          // ... at loopBackstop, for an iterator loop
+	left    bool          // a Write left bytes for the reader, the timer their backstop, since backstop last ran
 	swept   bool          // the sweeper saw bytes left for the reads, at sweptAt; guarded by mu, used by it alone
 	delay   time.Duration // the backstop's next delay; 0 before the first
 	takes   uint64        // batches taken for sending so far
@@ -323,7 +324,11 @@ const (
 // poller on another core each time. Its delay backs off while it keeps
 // finding that the reader or Drain took what was left: a timer firing every
 // millisecond costs a request/response exchange ~10% (measured, 2 cores),
-// since each firing wakes another core.
+// since each firing wakes another core. And while Writes keep leaving bytes,
+// it re-arms itself when it fires (backstop), so that a Write in the middle
+// of an exchange finds it armed and leaves it alone: re-armed by the first
+// Write after each firing instead, it cost an echo round trip ~3%
+// (echo-pingpong against bufio, 20 interleaved runs: median 0.883 -> 0.914).
 func (q *writeQueue) scheduleLocked() {
 	switch {
 	case q.running || q.sending:
@@ -342,15 +347,20 @@ func (q *writeQueue) scheduleLocked() {
 		// something else, for as long as that takes. The Server's sweeper
 		// sees to that, at no cost per Conn. (forReader is set above, before
 		// note: a sweeper that has stopped since sees it in its last look.)
-	case !q.armed:
+	default:
 		// Elsewhere the Conn's own timer does, at loopBackstop where a loop
 		// runs: rarely enough that a busy loop hardly pays for it.
-		q.armLocked(v&readerLooping != 0)
-	case q.armedL && v&readerLooping == 0 && q.timer.Stop():
-		// The timer was armed at loopBackstop for a loop that has ended: a
-		// Write outside a loop is owed the shorter delay. (Where Stop finds
-		// it fired already, backstop re-arms it by the loop's end itself.)
-		q.armLocked(false)
+		q.left = true
+		switch {
+		case !q.armed:
+			q.armLocked(v&readerLooping != 0)
+		case q.armedL && v&readerLooping == 0 && q.timer.Stop():
+			// The timer was armed at loopBackstop for a loop that has
+			// ended: a Write outside a loop is owed the shorter delay.
+			// (Where Stop finds it fired already, backstop re-arms it by
+			// the loop's end itself.)
+			q.armLocked(false)
+		}
 	}
 }
 
@@ -376,11 +386,16 @@ func (q *writeQueue) armLocked(looping bool) {
 // before the timer was armed, with nothing taken for sending since. Bytes left
 // by a later Write, after a take, are not stranded yet: the timer is armed
 // again for them, with a longer delay, so they wait at most this delay and
-// the next.
+// the next. It is armed again, too, where Writes left bytes since it was
+// armed and the reader or Drain took them: the exchange goes on, and its next
+// Write finds the timer armed (see scheduleLocked). Once a delay passes with
+// no such Write, it stays disarmed.
 func (q *writeQueue) backstop() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.armed = false
+	left := q.left
+	q.left = false
 	waiting := q.reads.has(forReader) && !q.sending
 	if waiting && q.takes == q.armAt {
 		q.delay = minBackstop
@@ -388,7 +403,7 @@ func (q *writeQueue) backstop() {
 		return
 	}
 	q.delay = min(2*q.delay, maxBackstop)
-	if waiting && !q.torn {
+	if (waiting || left) && !q.torn {
 		q.armLocked(q.reads.has(readerLooping))
 	}
 }

@@ -596,6 +596,71 @@ func TestBackstopBacksOff(t *testing.T) {
 	waitUntil(t, func() bool { return delay() == minBackstop })
 }
 
+// Through an exchange of Writes that the reader or Drain takes, the backstop
+// re-arms itself when it fires, so that the Writes find it armed and leave the
+// runtime's timers alone; once no Write leaves bytes for the reader (its
+// Writes go to the writer goroutine because a read waits, or the Conn is
+// quiet), it disarms within two delays and stays so.
+func TestBackstopRearmsItself(t *testing.T) {
+	is := is.New(t)
+	c, peer := activeReader(t)
+	q := c.queue()
+	armed := func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.armed
+	}
+	got := make([]byte, 2)
+	peer.SetReadDeadline(time.Now().Add(testTimeout))
+	exchange := func() {
+		_, err := c.Write([]byte("x\n"))
+		is.NoErr(err)
+		is.NoErr(c.Drain(testCtx(t)))
+		_, err = io.ReadFull(peer, got)
+		is.NoErr(err)
+	}
+	// Back off to maxBackstop first: five firings, each with Writes since.
+	waitUntil(t, func() bool {
+		exchange()
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.delay == maxBackstop
+	})
+	// Ten delays more: ten firings. Re-armed by the next Write instead, as it
+	// was, the timer is found disarmed after each.
+	disarmed := 0
+	for end := time.Now().Add(10 * maxBackstop); time.Now().Before(end); {
+		if !armed() {
+			disarmed++
+		}
+		exchange()
+	}
+	is.True(disarmed <= 2) // 0 but where the test stalled for a whole delay
+
+	// A read waits: Writes go to the writer goroutine, whose sends leave the
+	// timer to disarm at its next firings, and to stay disarmed.
+	read := make(chan error, 1)
+	go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
+	waitUntil(t, func() bool { return c.reads.has(readerWaiting) })
+	write := func() {
+		_, err := c.Write([]byte("x\n"))
+		is.NoErr(err)
+		_, err = io.ReadFull(peer, got)
+		is.NoErr(err)
+	}
+	waitUntil(t, func() bool { write(); return !armed() })
+	for end := time.Now().Add(4 * maxBackstop); time.Now().Before(end); {
+		write()
+		is.True(!armed())
+	}
+	peer.Write([]byte("bye\n"))
+	is.NoErr(recv(t, read))
+
+	// Quiet after an exchange: disarmed after at most two firings.
+	exchange()
+	waitUntil(t, func() bool { return !armed() })
+}
+
 // Conn.sendNow's send (sendQueued) with a full socket buffer sends what fits,
 // keeps the rest first in line, and leaves it to the writer goroutine:
 // nothing is lost or reordered.
