@@ -133,9 +133,9 @@
 //
 // sluice is tested on Linux (amd64, and 386 for 32-bit ints) and builds, with
 // its examples and tests, for macOS, FreeBSD and Windows, on amd64 and arm64
-// (FreeBSD: amd64). Where a platform
-// lacks a feature, the call that needs it returns an error matching
-// errors.ErrUnsupported; nothing is silently ignored.
+// (FreeBSD: amd64). Where a platform lacks a feature, the call that needs it
+// returns an error matching errors.ErrUnsupported; nothing is silently
+// ignored.
 //
 //   - Linux has everything: "@name" Unix socket addresses name the abstract
 //     namespace, and WithReusePort's sockets share out new connections.

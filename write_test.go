@@ -603,6 +603,7 @@ func TestBackstopBacksOff(t *testing.T) {
 // quiet), it disarms within two delays and stays so.
 func TestBackstopRearmsItself(t *testing.T) {
 	is := is.New(t)
+	ctx := testCtx(t)
 	c, peer := activeReader(t)
 	q := c.queue()
 	armed := func() bool {
@@ -615,7 +616,7 @@ func TestBackstopRearmsItself(t *testing.T) {
 	exchange := func() {
 		_, err := c.Write([]byte("x\n"))
 		is.NoErr(err)
-		is.NoErr(c.Drain(testCtx(t)))
+		is.NoErr(c.Drain(ctx))
 		_, err = io.ReadFull(peer, got)
 		is.NoErr(err)
 	}
@@ -640,7 +641,7 @@ func TestBackstopRearmsItself(t *testing.T) {
 	// A read waits: Writes go to the writer goroutine, whose sends leave the
 	// timer to disarm at its next firings, and to stay disarmed.
 	read := make(chan error, 1)
-	go func() { _, err := c.ReadLine(testCtx(t)); read <- err }()
+	go func() { _, err := c.ReadLine(ctx); read <- err }()
 	waitUntil(t, func() bool { return c.reads.has(readerWaiting) })
 	write := func() {
 		_, err := c.Write([]byte("x\n"))
