@@ -317,10 +317,7 @@ func race(ctx context.Context, network, address string, attempts []attempt, cfg 
 		if err == nil {
 			return c, nil
 		}
-		if err := doneErr(ctx); err != nil {
-			return nil, err // it failed because ctx ended
-		}
-		return nil, allFailed(network, address, []error{err})
+		return nil, raceLost(ctx, network, address, []error{err})
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	r := &racer{ctx: ctx, network: network, cfg: cfg, pending: attempts,
@@ -346,10 +343,16 @@ func race(ctx context.Context, network, address string, attempts []attempt, cfg 
 			r.launch(delay)
 		}
 	}
+	return nil, raceLost(ctx, network, address, errs)
+}
+
+// raceLost is the error of a dial whose every attempt failed with errs: ctx's,
+// where they failed because it ended, else allFailed's.
+func raceLost(ctx context.Context, network, address string, errs []error) error {
 	if err := doneErr(ctx); err != nil {
-		return nil, err // the attempts failed because ctx ended
+		return err
 	}
-	return nil, allFailed(network, address, errs)
+	return allFailed(network, address, errs)
 }
 
 // launch starts the next pending attempt and restarts the delay before the one

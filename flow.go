@@ -372,8 +372,9 @@ func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) 
 // recvOrDone receives from in, or reports ended once done (or gone, where it
 // is not nil) is closed. Once it is, it takes nothing more from in, even a
 // value that is ready (a select would pick at random): a flow that has ended
-// leaves its input's values where they are. It tries the receive without blocking first: a select that can go
-// ahead at once costs far less than one that waits on two channels.
+// leaves its input's values where they are. It tries the receive without
+// blocking first: a select that can go ahead at once costs far less than one
+// that waits on two channels.
 func recvOrDone[T any](in <-chan T, done, gone <-chan struct{}) (v T, ok, ended bool) {
 	select {
 	case <-done:

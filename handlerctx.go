@@ -27,7 +27,7 @@ type handlerCtx struct{ c *Conn }
 func (h handlerCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 // Done returns a channel closed once the Conn has started closing.
-func (h handlerCtx) Done() <-chan struct{} { return h.c.innerCtx().Done() }
+func (h handlerCtx) Done() <-chan struct{} { return h.c.closingDone() }
 
 // Err returns context.Canceled once the Conn has started closing, else nil.
 // Done's channel is closed by the time Err reports the end.
@@ -110,8 +110,9 @@ func (c *Conn) innerCtx() context.Context {
 	return ctx
 }
 
-// closingDone returns a channel closed once the Conn starts closing: the
-// handler ctx's Done, for any Conn (WriteFrom waits on it).
+// closingDone returns a channel closed once the Conn starts closing, for any
+// Conn: inner's Done, which is the handler ctx's Done and what WriteFrom
+// watches.
 func (c *Conn) closingDone() <-chan struct{} { return c.innerCtx().Done() }
 
 // endCtx ends the handler ctx: it cancels inner, if made. Only its first call
