@@ -374,11 +374,15 @@ func forward[T any](ctx context.Context, f *Flow[T], out chan<- T, in <-chan T) 
 // value that is ready (a select would pick at random): a flow that has ended
 // leaves its input's values where they are. It tries the receive without
 // blocking first: a select that can go ahead at once costs far less than one
-// that waits on two channels.
+// that waits on two channels. (Each look that does not wait has one case: the
+// compiler makes that a plain non-blocking receive, a nil gone included.)
 func recvOrDone[T any](in <-chan T, done, gone <-chan struct{}) (v T, ok, ended bool) {
 	select {
 	case <-done:
 		return v, false, true
+	default:
+	}
+	select {
 	case <-gone:
 		return v, false, true
 	default:
