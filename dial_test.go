@@ -719,18 +719,7 @@ func BenchmarkDial(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	defer func() { ln.Close(); <-done }()
+	defer serveRaw(func(net.Conn) {})(ln)()
 	ctx := testCtx(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
