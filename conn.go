@@ -109,7 +109,7 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 	c.clock = newActivity(cfg, c)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
-	c.rd.sock = newRawSock(nc)
+	c.rd.sock = newRawSock(nc, &c.rd)
 	if len(o.pre) > 0 {
 		c.rd.buf = append(readBufs.get(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
@@ -204,9 +204,9 @@ func (c *Conn) waiting(msg int64) {
 	}
 }
 
-// woke brings what the Conn's read, its loop body's Writes and its Drain
-// touch next into the CPU's cache, when a read is woken after a wait: its
-// write queue and its socket (the read's callback has asked for the Conn
+// woke brings what the Conn's loop body's Writes and its Drain touch next into
+// the CPU's cache, when a read is woken after a wait: its write queue (the
+// read's callback has asked for the Conn, its socket and the goroutine's stack
 // already: see readable). With many connections these have left the cache
 // while the goroutine waited, and the read, the Writes and the Drain would
 // then miss on one line after another, each waiting for the last; asked for
@@ -215,9 +215,6 @@ func (c *Conn) waiting(msg int64) {
 func (c *Conn) woke() {
 	if q := c.wq.Load(); q != nil {
 		prefetch(unsafe.Pointer(q), 0, unsafe.Sizeof(*q))
-	}
-	if s := c.rd.sock; s != nil {
-		prefetch(unsafe.Pointer(s), 0, unsafe.Sizeof(*s))
 	}
 }
 

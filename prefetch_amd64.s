@@ -18,3 +18,20 @@ loop:
 	CMPQ AX, CX
 	JCS  loop
 	RET
+
+// func prefetchStack()
+//
+// Prefetches the cache lines from the stack pointer up to the next 2 KiB
+// boundary: on a goroutine's 2 KiB stack, which the runtime aligns to its
+// size, the frames of the caller's callers, up to the stack's top.
+TEXT ·prefetchStack(SB), NOSPLIT, $0-0
+	MOVQ SP, AX
+	MOVQ AX, CX
+	ORQ  $2047, CX
+	INCQ CX
+stack:
+	PREFETCHT0 0(AX)
+	ADDQ $64, AX
+	CMPQ AX, CX
+	JCS  stack
+	RET

@@ -280,7 +280,7 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 		}
 		if r.sock != nil {
 			var again bool
-			if n, again, err = r.sock.read(r, at); again {
+			if n, again, err = r.sock.read(at); again {
 				r.hook.woke() // a Reader with a sock is a Conn's
 				continue      // woken after a wait that gave the buffer back
 			}
