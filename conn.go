@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // errClosed is returned after the Conn's own Close or Abort. It matches
@@ -109,7 +108,7 @@ func newConn(nc net.Conn, cfg *config, o connOptions) *Conn {
 	c.clock = newActivity(cfg, c)
 	c.rd.init(nc, cfg.limit, c)
 	c.rd.sticky = true
-	c.rd.sock = newRawSock(nc, &c.rd)
+	c.rd.sock = newRawSock(nc, c)
 	if len(o.pre) > 0 {
 		c.rd.buf = append(readBufs.get(len(o.pre))[:0], o.pre...)
 		c.rd.w = len(o.pre)
@@ -201,20 +200,6 @@ func (c *Conn) waiting(msg int64) {
 	c.sendNow() // what a Write left since beforeRead
 	if c.clock != nil {
 		c.clock.waiting(msg)
-	}
-}
-
-// woke brings what the Conn's loop body's Writes and its Drain touch next into
-// the CPU's cache, when a read is woken after a wait: its write queue (the
-// read's callback has asked for the Conn, its socket and the goroutine's stack
-// already: see readable). With many connections these have left the cache
-// while the goroutine waited, and the read, the Writes and the Drain would
-// then miss on one line after another, each waiting for the last; asked for
-// together, the misses overlap. With 1000 busy connections on the bench VM
-// they were ~4% of the server's CPU per line (scale).
-func (c *Conn) woke() {
-	if q := c.wq.Load(); q != nil {
-		prefetch(unsafe.Pointer(q), 0, unsafe.Sizeof(*q))
 	}
 }
 

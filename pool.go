@@ -61,6 +61,17 @@ func (p *bufPool) get(n int) []byte {
 	return make([]byte, size)
 }
 
+// tryGet returns a pooled buffer of size bytes where the pool has one, and
+// nil where it has none or size is not a pooled size: it never allocates.
+func (p *bufPool) tryGet(size int) []byte {
+	if i := poolIndex(size); i >= 0 {
+		if b, ok := p[i].Get().(*byte); ok {
+			return unsafe.Slice(b, size)
+		}
+	}
+	return nil
+}
+
 // put gives b back for reuse if it is a pooled size. The caller must not use
 // b, or any slice of it, afterwards.
 func (p *bufPool) put(b []byte) {

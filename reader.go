@@ -58,9 +58,6 @@ type readHook interface {
 	// stream offset of the message whose rest is awaited, or -1 where the read
 	// waits for a message's first byte (or is no message read).
 	waiting(msg int64)
-	// woke runs when a read that waited for data has been woken, before it
-	// reads again.
-	woke()
 	// afterRead runs after every read from the stream, with the bytes it
 	// brought.
 	afterRead(n int)
@@ -281,8 +278,7 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 		if r.sock != nil {
 			var again bool
 			if n, again, err = r.sock.read(at); again {
-				r.hook.woke() // a Reader with a sock is a Conn's
-				continue      // woken after a wait that gave the buffer back
+				continue // woken after a wait that gave the buffer back
 			}
 		} else {
 			n, err = r.readStream(at)

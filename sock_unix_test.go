@@ -84,3 +84,44 @@ func platformErrors() []errorCase {
 		{"EINVAL", wrapErrno("accept4", unix.EINVAL), false, false},
 	}
 }
+
+// A read woken after a wait reads in the poller's callback that woke it, into
+// a buffer from the pool; where the pool has none of the Reader's size, as
+// after a frame past the largest pooled size, the callback returns for the
+// Reader to make one, and the read goes on from there. Either way the line
+// arrives whole.
+func TestWokenReadTakesABuffer(t *testing.T) {
+	is := is.New(t)
+	const big = maxPooled + maxPooled/2 // no pool has buffers of this size
+	c, peer := connPair(t, WithLimit(2*maxPooled))
+	ctx := testCtx(t)
+	for _, pooled := range []bool{true, false} {
+		if !pooled {
+			sent := make(chan error, 1)
+			go func() {
+				_, err := peer.Write(make([]byte, big))
+				sent <- err
+			}()
+			p, err := c.ReadExactly(ctx, big)
+			is.NoErr(err)
+			is.Equal(len(p), big)
+			is.NoErr(recv(t, sent))
+		}
+		is.Equal(poolIndex(c.rd.size) >= 0, pooled) // the buffer the woken read asks the pool for
+		type result struct {
+			line []byte
+			err  error
+		}
+		got := make(chan result, 1)
+		go func() {
+			line, err := c.ReadLine(ctx)
+			got <- result{line, err}
+		}()
+		waitUntil(t, func() bool { return c.reads.has(readerWaiting) })
+		_, err := peer.Write([]byte("woken\n"))
+		is.NoErr(err)
+		r := recv(t, got)
+		is.NoErr(r.err)
+		is.Equal(string(r.line), "woken\n")
+	}
+}

@@ -22,7 +22,7 @@ type rawSock struct {
 	buf []byte // the send under way, as on Unix: never set, there being no rawSock
 }
 
-func newRawSock(net.Conn, *Reader) *rawSock { return nil }
+func newRawSock(net.Conn, *Conn) *rawSock { return nil }
 
 func (*rawSock) read(int64) (int, bool, error) { return 0, false, errNoRawSocket }
 
