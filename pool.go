@@ -62,7 +62,9 @@ func (p *bufPool) get(n int) []byte {
 }
 
 // tryGet returns a pooled buffer of size bytes where the pool has one, and
-// nil where it has none or size is not a pooled size: it never allocates.
+// nil where it has none or size is not a pooled size: it never allocates. It
+// is get's look at the pool, repeated there rather than called: a call would
+// add a frame beneath every Write that starts a batch (see Server.serveConn).
 func (p *bufPool) tryGet(size int) []byte {
 	if i := poolIndex(size); i >= 0 {
 		if b, ok := p[i].Get().(*byte); ok {

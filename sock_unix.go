@@ -30,7 +30,7 @@ type rawSock struct {
 
 	// The read under way: readFn's argument and results.
 	msg    int64
-	readFn func(uintptr) bool // readable(s, the Reader), bound once so that a read does not allocate
+	readFn func(uintptr) bool // readable(s, the Conn), bound once so that a read does not allocate
 	n      int32              // at most maxRW
 	errno  uint32             // a syscall.Errno
 
