@@ -49,7 +49,7 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 // A readHook is what a Conn needs to hear from its reading half; the Conn gives
 // it to the Reader at construction (a standalone Reader has none). The Reader
 // calls it only around reads from the stream, never per line or frame, and
-// from shallow frames where it can (see rawReader).
+// from shallow frames where it can (see rawSock).
 type readHook interface {
 	// beforeRead runs before every read from the stream. The Conn sends what
 	// a Write left for this read to send: the peer may be waiting for it.
@@ -264,7 +264,7 @@ func (r *Reader) fill(ctx context.Context, want int, what fillFor) error {
 	}
 	seen := r.w - r.r // for forLine: the bytes known to hold no newline
 	r.watch(ctx)
-	// One read per turn; a turn that only waited (again: see rawReader) or
+	// One read per turn; a turn that only waited (again: see rawSock) or
 	// brought nothing is followed by another. The reads are made here rather
 	// than in a function of their own: every frame beneath a waiting read
 	// counts (see Server.serveConn).
