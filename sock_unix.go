@@ -104,6 +104,7 @@ func (s *rawSock) failed(err error) error {
 // poller reset: an echo round trip's share, measured against bufio's
 // (echo-pingpong), rose from a median of 0.913 in 42 runs to 0.933 in 52,
 // interleaved; scale's CPU per line did not move (perf).
+//
 // It is a func literal, not a method value, which would add a frame beneath
 // every read (see Server.serveConn).
 //
