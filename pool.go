@@ -3,6 +3,7 @@ package sluice
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -25,8 +26,63 @@ const (
 
 // A bufPool is a pool per pooled size, of pointers to the first byte of each
 // buffer: a pointer fits in an interface without an allocation, where a slice
-// would not.
-type bufPool [maxPooledShift - minPooledShift + 1]sync.Pool
+// would not. In front of the pools of the smaller sizes sits a shelf of a few
+// buffers each (see shelf).
+type bufPool struct {
+	pools   [maxPooledShift - minPooledShift + 1]sync.Pool
+	shelves [maxShelvedShift - minPooledShift + 1]shelf
+}
+
+// maxShelvedShift is the largest size with a shelf: 4 KiB, bufio's default,
+// and the most a connection reading small messages needs.
+const maxShelvedShift = 12
+
+// shelfSlots is how many buffers a shelf holds: more than a busy server's
+// connections hold at once between their reads (a read holds one from the
+// moment its bytes arrive until the buffer is empty again), so that the pool
+// behind it is seldom reached. At most 7.5 KiB per slot across the sizes, 60
+// KiB per bufPool, stay on the shelves for good: unlike sync.Pool's, they are
+// not emptied by the GC.
+const shelfSlots = 8
+
+// A shelf is a few buffers of one size, taken and given back without a call
+// that could grow the stack. A read that finds the socket empty gives its
+// buffer back, and a woken read takes one, from within the poller's RawRead,
+// at the bottom of the goroutine's stack (see Server.serveConn); sync.Pool's
+// Get and Put go one or two calls deeper where their per-P fast path misses,
+// which with more than one P is often (a goroutine gives back on another P
+// than it took on), and those calls overflowed a 2 KiB stack: at GOMAXPROCS=2
+// most of the scale harness's 1000 handlers grew to 4 KiB (measured with a
+// probe on runtime.morestack), and the server's RSS per connection rose from
+// 5.0 to 7.8 KiB. take and give are nosplit, as the atomic operations they
+// call are: they run in the room the runtime keeps beneath every stack's
+// limit for such calls, without a check that could grow the stack, and the
+// linker makes sure that they fit there.
+type shelf [shelfSlots]atomic.Pointer[byte]
+
+// take returns a buffer from the shelf, or nil where it is empty.
+//
+//go:nosplit
+func (s *shelf) take() *byte {
+	for i := range s {
+		if b := s[i].Load(); b != nil && s[i].CompareAndSwap(b, nil) {
+			return b
+		}
+	}
+	return nil
+}
+
+// give puts b on the shelf and reports whether there was room.
+//
+//go:nosplit
+func (s *shelf) give(b *byte) bool {
+	for i := range s {
+		if s[i].Load() == nil && s[i].CompareAndSwap(nil, b) {
+			return true
+		}
+	}
+	return false
+}
 
 // readBufs are the Readers' buffers, writeBufs the write queues'. Apart, each
 // finds its own slot of the pool free where a connection's goroutine takes
@@ -55,19 +111,25 @@ func (p *bufPool) get(n int) []byte {
 	if i < 0 {
 		return make([]byte, n)
 	}
-	if b, ok := p[i].Get().(*byte); ok {
+	if i < len(p.shelves) {
+		if b := p.shelves[i].take(); b != nil {
+			return unsafe.Slice(b, size)
+		}
+	}
+	if b, ok := p.pools[i].Get().(*byte); ok {
 		return unsafe.Slice(b, size)
 	}
 	return make([]byte, size)
 }
 
-// tryGet returns a pooled buffer of size bytes where the pool has one, and
-// nil where it has none or size is not a pooled size: it never allocates. It
-// is get's look at the pool, repeated there rather than called: a call would
-// add a frame beneath every Write that starts a batch (see Server.serveConn).
+// tryGet returns a buffer of size bytes from its shelf, and nil where the
+// shelf is empty or size has none: it never allocates, and it never reaches
+// the pool behind the shelf, whose calls go deeper (see shelf). It is what
+// a woken read calls from within the poller's RawRead; the caller falls back
+// to get, from a shallower frame.
 func (p *bufPool) tryGet(size int) []byte {
-	if i := poolIndex(size); i >= 0 {
-		if b, ok := p[i].Get().(*byte); ok {
+	if i := poolIndex(size); i >= 0 && i < len(p.shelves) {
+		if b := p.shelves[i].take(); b != nil {
 			return unsafe.Slice(b, size)
 		}
 	}
@@ -78,6 +140,10 @@ func (p *bufPool) tryGet(size int) []byte {
 // b, or any slice of it, afterwards.
 func (p *bufPool) put(b []byte) {
 	if i := poolIndex(cap(b)); i >= 0 {
-		p[i].Put(unsafe.SliceData(b)) // cap(b) > 0: its first byte, even where len(b) is 0
+		first := unsafe.SliceData(b) // cap(b) > 0: its first byte, even where len(b) is 0
+		if i < len(p.shelves) && p.shelves[i].give(first) {
+			return
+		}
+		p.pools[i].Put(first)
 	}
 }

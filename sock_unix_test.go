@@ -107,7 +107,7 @@ func TestWokenReadTakesABuffer(t *testing.T) {
 			is.Equal(len(p), big)
 			is.NoErr(recv(t, sent))
 		}
-		is.Equal(poolIndex(c.rd.size) >= 0, pooled) // the buffer the woken read asks the pool for
+		is.Equal(poolIndex(c.rd.size) >= 0, pooled) // the buffer the woken read looks for on its shelf
 		type result struct {
 			line []byte
 			err  error
