@@ -19,8 +19,9 @@ import (
 // left, and ends; Writes after that arm their Conn's own timer.
 type sweeper struct {
 	due     atomic.Bool   // a Write has left bytes in a loop since the last look
+	ticking atomic.Bool   // the looks go on: no wake is needed
 	stopped atomic.Bool   // the sweeper has ended: a Write arms its own timer
-	wake    chan struct{} // restarts the looks: sent to by the Write that sets due
+	wake    chan struct{} // restarts the looks: sent to by the Write that sets due while they have stopped
 }
 
 func newSweeper() sweeper { return sweeper{wake: make(chan struct{}, 1)} }
@@ -31,8 +32,15 @@ func (sw *sweeper) note() bool {
 	if sw.stopped.Load() {
 		return false
 	}
-	// Most Writes find due set: no write to a shared word.
-	if !sw.due.Load() && sw.due.CompareAndSwap(false, true) {
+	// Most Writes find due set: no write to a shared word. The first
+	// after each look sets it, and wakes the sweeper only where its looks
+	// have stopped: a channel send, beneath a loop body's Write, would
+	// overflow a 2 KiB stack (see Server.serveConn), and while the looks go
+	// on it would do so for one handler per look. (Of this Write's store to
+	// due and load of ticking, and run's store to ticking and load of due,
+	// at least one sees the other's store: the sweeper looks again, or is
+	// woken, or both.)
+	if !sw.due.Load() && sw.due.CompareAndSwap(false, true) && !sw.ticking.Load() {
 		select {
 		case sw.wake <- struct{}{}:
 		default: // a wake is pending already
@@ -48,7 +56,6 @@ func (sw *sweeper) note() bool {
 func (sw *sweeper) run(stop <-chan struct{}, conns func([]*Conn) []*Conn) {
 	t := time.NewTicker(loopBackstop)
 	t.Stop() // looking starts with the first note
-	ticking := false
 	var buf []*Conn
 	for {
 		select {
@@ -63,17 +70,21 @@ func (sw *sweeper) run(stop <-chan struct{}, conns func([]*Conn) []*Conn) {
 			}
 			return
 		case <-sw.wake:
-			if !ticking {
+			if !sw.ticking.Load() {
 				t.Reset(loopBackstop)
-				ticking = true
+				sw.ticking.Store(true)
 			}
 		case <-t.C:
 			if !sw.due.Swap(false) {
 				// Nothing left at the last look, nothing noted since: stop
-				// until a Write sets due again (and wakes the sweeper).
-				t.Stop()
-				ticking = false
-				continue
+				// until a Write sets due again (and wakes the sweeper), unless
+				// one set it as the looks stopped, without a wake.
+				sw.ticking.Store(false)
+				if !sw.due.Load() {
+					t.Stop()
+					continue
+				}
+				sw.ticking.Store(true)
 			}
 			buf = conns(buf[:0])
 			for _, c := range buf {
