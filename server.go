@@ -592,54 +592,83 @@ func (e *handshakeError) Unwrap() error { return e.err }
 // finishConn is serveConn's deferred call: it recovers a panic of the
 // handler's, as net/http does, logs how the handler ended (a panic with its
 // stack, an error, a failed handshake), counts it, closes c and forgets it.
+// Its frame is small, and the log's calls are made beneath it (logEnd): it
+// runs beneath serveConn's frame, on the handler's stack, which a larger
+// frame would make grow at every connection's end (see serveConn).
 func (s *Server) finishConn(h *handlerEnd) {
 	c := h.c
 	var r *panics.Recovered
 	if v := recover(); v != nil { // nil where it returned, or called runtime.Goexit
-		rec := panics.NewRecovered(1, v)
-		r = &rec
+		r = recovered(v)
 	}
 	defer s.exited()
 	defer s.releaseSlot()
-	err := h.err
-	peer := peerName(c)
-	// Closed before the handler returned, by the Server, a timeout or the
-	// handler's own: the queue says so from the close's first step, before a
-	// blocked read is woken or the ctx is cancelled.
-	closing := c.IsClosing()
-	var hs *handshakeError
-	counted := &s.stats.Errors
-	switch {
-	case r != nil:
-		counted = &s.stats.Panics
-		s.log.Error("sluice: handler panic", "peer", peer, "panic", r.Value, "stack", string(r.Stack))
-	case errors.As(err, &hs):
-		// A failed handshake aborts the Conn, so its ctx is always done here:
-		// only a peer that went away, or the Server closing the Conn during
-		// the handshake, is not worth an operator's attention.
-		counted = nil
-		level := slog.LevelInfo
-		if peerLeft(hs.err) || errors.Is(hs.err, net.ErrClosed) || errors.Is(hs.err, context.Canceled) {
-			level = slog.LevelDebug
-		}
-		s.log.Log(context.Background(), level, "sluice: TLS handshake failed", "peer", peer, "err", hs.err)
-	case err != nil && !peerLeft(err) && !(closing && cameOfClose(err)):
-		s.log.Error("sluice: handler error", "peer", peer, "err", err)
-	default:
-		counted = nil
-		if err != nil {
-			s.log.Debug("sluice: handler error", "peer", peer, "err", err)
-		}
-	}
+	counted := s.logEnd(c, h.err, r)
 	if counted == &s.stats.Errors && c.clock.timedOut() {
 		counted = nil // the handler's error came of a timeout that fired before it returned
 	}
 	s.ended(c, counted)
 	if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !isTimeout(c.closeReason()) {
-		s.log.Debug("sluice: close", "peer", peer, "err", err)
+		s.logErr(slog.LevelDebug, "sluice: close", c, err)
 	}
 	c.WaitClosed(context.Background()) // a CloseClients may still be flushing c
 	s.forget(c)
+}
+
+// recovered is the panic of value v with its stack, as finishConn recovered
+// it: apart, so that finishConn's frame is small.
+//
+//go:noinline
+func recovered(v any) *panics.Recovered {
+	r := panics.NewRecovered(2, v) // the stack from finishConn's frame on, as if it had called NewRecovered
+	return &r
+}
+
+// logEnd logs how c's handler ended, having returned err or panicked (r),
+// and returns the count it goes in (Errors or Panics), or nil. Its own frame
+// is small, and so are logErr's, where most records are made: a connection's
+// end takes this path on the handler's stack, beneath finishConn.
+func (s *Server) logEnd(c *Conn, err error, r *panics.Recovered) *int64 {
+	switch {
+	case r != nil:
+		s.logPanic(c, r)
+		return &s.stats.Panics
+	case err == nil:
+		return nil
+	}
+	if hs := (*handshakeError)(nil); errors.As(err, &hs) {
+		// A failed handshake aborts the Conn, so its ctx is always done here:
+		// only a peer that went away, or the Server closing the Conn during
+		// the handshake, is not worth an operator's attention.
+		level := slog.LevelInfo
+		if peerLeft(hs.err) || errors.Is(hs.err, net.ErrClosed) || errors.Is(hs.err, context.Canceled) {
+			level = slog.LevelDebug
+		}
+		s.logErr(level, "sluice: TLS handshake failed", c, hs.err)
+		return nil
+	}
+	// Closed before the handler returned, by the Server, a timeout or the
+	// handler's own: the queue says so from the close's first step, before a
+	// blocked read is woken or the ctx is cancelled.
+	if !peerLeft(err) && !(c.IsClosing() && cameOfClose(err)) {
+		s.logErr(slog.LevelError, "sluice: handler error", c, err)
+		return &s.stats.Errors
+	}
+	s.logErr(slog.LevelDebug, "sluice: handler error", c, err)
+	return nil
+}
+
+// logErr logs msg at level, with c's peer and err. It asks first whether the
+// level is logged at all: slog's Log has a large frame even where it is not.
+func (s *Server) logErr(level slog.Level, msg string, c *Conn, err error) {
+	if s.log.Enabled(context.Background(), level) {
+		s.log.Log(context.Background(), level, msg, "peer", peerAddr{c}, "err", err)
+	}
+}
+
+// logPanic logs a panic of c's handler, with its stack.
+func (s *Server) logPanic(c *Conn, r *panics.Recovered) {
+	s.log.Error("sluice: handler panic", "peer", peerAddr{c}, "panic", r.Value, "stack", string(r.Stack))
 }
 
 // forget drops c from the live connections, adding its counts to the Server's.
@@ -676,9 +705,16 @@ func peerLeft(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)
 }
 
-func peerName(c *Conn) string {
-	if a := c.RemoteAddr(); a != nil && a.String() != "" {
-		return a.String()
+// peerAddr is c's peer in a log record: its address is formatted only where
+// the record is written.
+type peerAddr struct{ c *Conn }
+
+// LogValue implements slog.LogValuer: the peer's address, or "unknown".
+func (p peerAddr) LogValue() slog.Value {
+	if a := p.c.RemoteAddr(); a != nil {
+		if s := a.String(); s != "" {
+			return slog.StringValue(s)
+		}
 	}
-	return "unknown"
+	return slog.StringValue("unknown")
 }
