@@ -636,7 +636,8 @@ func (s *Server) logEnd(c *Conn, err error, r *panics.Recovered) *int64 {
 	case err == nil:
 		return nil
 	}
-	if hs := (*handshakeError)(nil); errors.As(err, &hs) {
+	var hs *handshakeError
+	if errors.As(err, &hs) {
 		// A failed handshake aborts the Conn, so its ctx is always done here:
 		// only a peer that went away, or the Server closing the Conn during
 		// the handshake, is not worth an operator's attention.
