@@ -126,7 +126,9 @@ func (p *bufPool) get(n int) []byte {
 // shelf is empty or size has none: it never allocates, and it never reaches
 // the pool behind the shelf, whose calls go deeper (see shelf). It is what
 // a woken read calls from within the poller's RawRead; the caller falls back
-// to get, from a shallower frame.
+// to get, from a shallower frame. get repeats its look at the shelf rather
+// than call it: a call would add a frame beneath every Write that starts a
+// batch (see Server.serveConn).
 func (p *bufPool) tryGet(size int) []byte {
 	if i := poolIndex(size); i >= 0 && i < len(p.shelves) {
 		if b := p.shelves[i].take(); b != nil {
