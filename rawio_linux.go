@@ -15,12 +15,12 @@ import (
 // that cannot block and copies at most rawSmall bytes is as short as the
 // runtime's own work around it, and skipping that work saved ~10% of a busy
 // server's CPU per line where a batch of 16 lines costs three system calls
-// (the scale harness, perf).
-// Larger ones go through syscall.Syscall6, so that a copy of megabytes lets
-// the runtime give the P to another goroutine meanwhile. (Go's runtime sets
-// its sockets non-blocking, but os.File's Fd sets a descriptor blocking, for
-// every descriptor sharing its open file, a Conn's too: hence MSG_DONTWAIT,
-// without which a read could hold its P until data came.)
+// (the scale harness, perf). Larger ones go through syscall.Syscall6, so
+// that a copy of megabytes lets the runtime give the P to another goroutine
+// meanwhile. (Go's runtime sets its sockets non-blocking, but os.File's Fd
+// sets a descriptor blocking, for every descriptor sharing its open file, a
+// Conn's too: hence MSG_DONTWAIT, without which a read could hold its P until
+// data came.)
 //
 // Both never grow the stack: so the poller's callbacks that make them
 // (rawSock's readFn and writeFn) are the last frames that may, where

@@ -58,7 +58,6 @@ type handlerStackRun struct {
 func testHandlerStack(t *testing.T, run handlerStackRun) {
 	srvNoLeaks(t)
 	const conns, batch = 64, 16
-	rounds, atOnce := run.rounds, run.atOnce
 	type buffered interface{ Buffered() int }
 	var ended, grown atomic.Int64
 	every := batch
@@ -101,14 +100,14 @@ func testHandlerStack(t *testing.T, run handlerStackRun) {
 			ncs[i] = srvDial(t, s.Addrs()[0])
 			brs[i] = bufio.NewReader(ncs[i])
 		}
-		if atOnce {
+		if run.atOnce {
 			var wg sync.WaitGroup
 			for i := range ncs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					defer ncs[i].Close()
-					for range rounds {
+					for range run.rounds {
 						if _, err := ncs[i].Write(msg); err != nil {
 							t.Error(err)
 							return
@@ -125,7 +124,7 @@ func testHandlerStack(t *testing.T, run handlerStackRun) {
 			wg.Wait()
 			return
 		}
-		for range rounds {
+		for range run.rounds {
 			for _, nc := range ncs {
 				if _, err := nc.Write(msg); err != nil {
 					t.Fatal(err)

@@ -86,9 +86,9 @@ func platformErrors() []errorCase {
 }
 
 // A read woken after a wait reads in the poller's callback that woke it, into
-// a buffer from the pool; where the pool has none of the Reader's size, as
-// after a frame past the largest pooled size, the callback returns for the
-// Reader to make one, and the read goes on from there. Either way the line
+// a buffer from the pool's shelf; where the shelf has none of the Reader's
+// size, as after a frame past the largest pooled size, the callback returns
+// for the Reader to make one, and the read goes on from there. Either way the line
 // arrives whole.
 func TestWokenReadTakesABuffer(t *testing.T) {
 	is := is.New(t)
